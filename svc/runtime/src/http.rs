@@ -1,0 +1,303 @@
+//! What every HTTP endpoint of ours shares: tiny_http listeners on the router's
+//! private addresses (re-made when addresses change), HTTP basic auth against
+//! the router password, and small response helpers.
+//!
+//! Private means the addresses [`crate::netif::private_addrs`] returns: loopback
+//! and every address of an up interface not named `uplink*`. Listeners never
+//! bind a wildcard address, so nothing is reachable from the uplink even before
+//! the firewall is in place.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// A response header. Our names and values are ASCII; a value that is not (from
+/// data) is replaced by an empty `X-Invalid-Header` rather than failing the response.
+#[must_use]
+pub fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .or_else(|()| tiny_http::Header::from_bytes(&b"X-Invalid-Header"[..], &b""[..]))
+        .expect("a fixed ASCII header is valid")
+}
+
+/// Decodes `%XX` escapes and `+` (as space) in a query component.
+#[must_use]
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether the client asked for JSON (`Accept: application/json`).
+#[must_use]
+pub fn wants_json(request: &tiny_http::Request) -> bool {
+    request.headers().iter().any(|h| h.field.equiv("Accept") && h.value.as_str().contains("application/json"))
+}
+
+/// The value of a request header.
+#[must_use]
+pub fn request_header<'a>(request: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
+    request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+}
+
+/// Answers with JSON.
+pub fn respond_json(request: tiny_http::Request, code: u16, body: &Value) {
+    let mut text = serde_json::to_string_pretty(body).unwrap_or_else(|_| "null".into());
+    text.push('\n');
+    respond(request, code, "application/json", text);
+}
+
+/// Answers with `body` of `content_type`.
+pub fn respond(request: tiny_http::Request, code: u16, content_type: &str, body: String) {
+    let response = tiny_http::Response::from_string(body)
+        .with_status_code(code)
+        .with_header(header("Content-Type", content_type))
+        .with_header(header("Cache-Control", "no-store"));
+    let _ = request.respond(response);
+}
+
+/// The user name of HTTP basic auth on every private endpoint.
+pub const AUTH_USER: &str = "router";
+
+/// HTTP basic auth with the router password.
+#[derive(Clone)]
+pub struct BasicAuth {
+    expected: Vec<u8>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicAuth { .. }")
+    }
+}
+
+/// Compares without an early exit, so timing does not tell how much matched.
+#[must_use]
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
+impl BasicAuth {
+    /// Auth for user [`AUTH_USER`] with `password`.
+    #[must_use]
+    pub fn new(password: &str) -> Self {
+        Self { expected: format!("{AUTH_USER}:{password}").into_bytes() }
+    }
+
+    /// Reads the password file (first line, trimmed); an empty file is an error.
+    pub fn from_file(path: &Path) -> io::Result<Self> {
+        let text = fs::read_to_string(path)?;
+        let password = text.lines().next().unwrap_or("").trim();
+        if password.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: empty password", path.display())));
+        }
+        Ok(Self::new(password))
+    }
+
+    /// Whether an `Authorization` header value carries the right credentials.
+    #[must_use]
+    pub fn check_header(&self, value: Option<&str>) -> bool {
+        let Some(value) = value else { return false };
+        let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
+            return false;
+        };
+        match crate::base64::decode(encoded.trim()) {
+            Ok(given) => constant_time_eq(&given, &self.expected),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `request` is authorised.
+    #[must_use]
+    pub fn check(&self, request: &tiny_http::Request) -> bool {
+        self.check_header(request_header(request, "Authorization"))
+    }
+
+    /// Answers 401 with a challenge.
+    pub fn challenge(request: tiny_http::Request) {
+        let response = tiny_http::Response::from_string("authentication required\n")
+            .with_status_code(401)
+            .with_header(header("WWW-Authenticate", "Basic realm=\"router7\""))
+            .with_header(header("Content-Type", "text/plain"));
+        let _ = request.respond(response);
+    }
+}
+
+/// What every listener of a pool calls for each request.
+pub type RequestHandler = Arc<dyn Fn(tiny_http::Request) + Send + Sync>;
+
+/// One listener per private address, kept in step with the addresses
+/// (router7's multilisten): new addresses get a listener, vanished ones are closed.
+pub struct ListenerPool {
+    port: u16,
+    handler: RequestHandler,
+    servers: BTreeMap<SocketAddr, Arc<tiny_http::Server>>,
+}
+
+impl std::fmt::Debug for ListenerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerPool").field("port", &self.port).field("addrs", &self.servers.keys()).finish()
+    }
+}
+
+impl ListenerPool {
+    /// A pool for `port` (nothing listens until [`ListenerPool::update`]).
+    #[must_use]
+    pub fn new(port: u16, handler: RequestHandler) -> Self {
+        Self { port, handler, servers: BTreeMap::new() }
+    }
+
+    /// Listens on exactly `addrs` (`(address, interface index)`; the index is the
+    /// scope of link-local IPv6 addresses). Returns the errors of addresses that
+    /// could not be bound; those are retried on the next update.
+    pub fn update(&mut self, addrs: &[(IpAddr, u32)]) -> Vec<(SocketAddr, io::Error)> {
+        let wanted: Vec<SocketAddr> = addrs
+            .iter()
+            .map(|&(ip, scope)| match ip {
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                    SocketAddr::V6(SocketAddrV6::new(v6, self.port, 0, scope))
+                }
+                _ => SocketAddr::new(ip, self.port),
+            })
+            .collect();
+        let gone: Vec<SocketAddr> = self.servers.keys().filter(|a| !wanted.contains(a)).copied().collect();
+        for addr in gone {
+            if let Some(server) = self.servers.remove(&addr) {
+                server.unblock();
+            }
+        }
+        let mut errors = Vec::new();
+        for addr in wanted {
+            if self.servers.contains_key(&addr) {
+                continue;
+            }
+            match self.start(addr) {
+                Ok(server) => {
+                    self.servers.insert(addr, server);
+                }
+                Err(e) => errors.push((addr, e)),
+            }
+        }
+        errors
+    }
+
+    /// The addresses listened on (with the actual port when the pool's port is 0).
+    #[must_use]
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.servers.values().filter_map(|s| s.server_addr().to_ip()).collect()
+    }
+
+    fn start(&self, addr: SocketAddr) -> io::Result<Arc<tiny_http::Server>> {
+        let listener = TcpListener::bind(addr)?;
+        let server = Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
+        let serving = Arc::clone(&server);
+        let handler = Arc::clone(&self.handler);
+        std::thread::Builder::new().name(format!("http {addr}")).spawn(move || {
+            for request in serving.incoming_requests() {
+                handler(request);
+            }
+        })?;
+        Ok(server)
+    }
+}
+
+impl Drop for ListenerPool {
+    fn drop(&mut self) {
+        for server in self.servers.values() {
+            server.unblock();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    #[test]
+    fn decodes_percent_escapes_and_plus() {
+        assert_eq!(percent_decode("a%20b+c%2Fd"), "a b c/d");
+        assert_eq!(percent_decode("bad%zzescape%"), "bad%zzescape%");
+        assert_eq!(percent_decode("%e2%9c%94"), "✔");
+    }
+
+    #[test]
+    fn basic_auth_accepts_only_the_right_credentials() {
+        let auth = BasicAuth::new("s3cret");
+        let good = format!("Basic {}", crate::base64::encode(b"router:s3cret"));
+        assert!(auth.check_header(Some(&good)));
+        for bad in [
+            None,
+            Some(String::from("Basic ")),
+            Some(format!("Basic {}", crate::base64::encode(b"router:s3cre"))),
+            Some(format!("Basic {}", crate::base64::encode(b"router:s3cret!"))),
+            Some(format!("Basic {}", crate::base64::encode(b"admin:s3cret"))),
+            Some(format!("Bearer {}", crate::base64::encode(b"router:s3cret"))),
+            Some(String::from("Basic !!!!")),
+        ] {
+            assert!(!auth.check_header(bad.as_deref()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_inputs() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"\xff"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    fn get(addr: SocketAddr) -> io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /x HTTP/1.0\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn pool_follows_the_address_set() {
+        let handler: RequestHandler = Arc::new(|req| respond(req, 200, "text/plain", "hi\n".into()));
+        let mut pool = ListenerPool::new(0, handler);
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(pool.update(&[(lo, 1)]).is_empty());
+        let addrs = pool.local_addrs();
+        assert_eq!(addrs.len(), 1);
+        assert!(get(addrs[0]).unwrap().ends_with("hi\n"));
+        pool.update(&[]);
+        assert!(pool.local_addrs().is_empty());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(get(addrs[0]).is_err(), "a vanished address is no longer served");
+    }
+}

@@ -1,0 +1,60 @@
+//! The skip policy for tests that need root or an external tool.
+//!
+//! Such a test calls [`tool`] or [`root`] first. When the requirement is not met
+//! it prints `SKIPPED <test>: <why>` and returns `None`/`false` — unless
+//! `ROUTER7_STRICT=1` is set (CI sets it), in which case it panics, so a CI run
+//! can never pass by quietly skipping what it was meant to check.
+
+use std::path::PathBuf;
+
+/// Whether skipping is forbidden (`ROUTER7_STRICT=1`).
+#[must_use]
+pub fn strict() -> bool {
+    std::env::var("ROUTER7_STRICT").is_ok_and(|v| v == "1")
+}
+
+fn skip(test: &str, why: &str) {
+    assert!(!strict(), "{test} cannot run: {why} (ROUTER7_STRICT=1 forbids skipping)");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// The path of `program` on `PATH` (or `/sbin`, `/usr/sbin`), or a skip.
+#[must_use]
+pub fn tool(program: &str, test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        skip(test, &format!("{program} is not installed"));
+    }
+    found
+}
+
+/// Whether we run as root, or a skip.
+#[must_use]
+pub fn root(test: &str) -> bool {
+    let is_root = rustix::process::geteuid().is_root();
+    if !is_root {
+        skip(test, "needs root");
+    }
+    is_root
+}
+
+/// A file under the project's sibling `shared/captures/` folder (found from
+/// `ROUTER7_SHARED`, else by walking up from the crate), or `None` with a note:
+/// the shared captures are not part of the repository, and where they are
+/// absent the tests that replay them say so and skip (even in strict mode).
+#[must_use]
+pub fn shared_capture(relative: &str, test: &str) -> Option<PathBuf> {
+    let from_env = std::env::var_os("ROUTER7_SHARED").map(|d| PathBuf::from(d).join("captures").join(relative));
+    let found = from_env.into_iter().find(|p| p.is_file()).or_else(|| {
+        let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        start.ancestors().map(|dir| dir.join("shared/captures").join(relative)).find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!("SKIPPED {test}: shared/captures/{relative} is absent");
+    }
+    found
+}
