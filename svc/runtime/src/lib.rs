@@ -22,6 +22,7 @@ pub mod netif;
 pub mod notify;
 pub mod packet;
 pub mod pcap;
+pub mod perm;
 pub mod service;
 pub mod statefile;
 pub mod sys;
