@@ -32,8 +32,9 @@ pub struct Base {
     pub event_loop: EventLoop,
     /// The control API handle.
     pub control: Control,
-    /// The pid file, removed on a clean exit.
-    pub pid_file: PidFile,
+    /// The pid file, removed on a clean exit (`None` when init wrote it and we
+    /// may not: services run unprivileged).
+    pub pid_file: Option<PidFile>,
     /// The control socket, removed on a clean exit.
     pub socket: SocketFile,
 }
@@ -65,7 +66,13 @@ pub fn start(spec: &Spec, args: Args) -> Result<Base, Box<dyn Error>> {
     let socket = control::socket_path(&args.run, spec.name);
     control.serve(&socket).map_err(|e| format!("control socket {}: {e}", socket.display()))?;
     event_loop.attach_control(control.clone());
-    let pid_file = PidFile::create(&args.run, spec.name)?;
+    let pid_file = match PidFile::create(&args.run, spec.name) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            crate::log_warn!("cannot write my pid file ({e}); relying on the supervisor's");
+            None
+        }
+    };
     Ok(Base { args, event_loop, control, pid_file, socket: SocketFile(socket) })
 }
 
