@@ -1,7 +1,4 @@
-//! init: the PID 1 of the appliance. Not implemented yet (issue #9).
-#![forbid(unsafe_code)]
-
+//! The `init` binary: see the crate docs.
 fn main() -> std::process::ExitCode {
-    eprintln!("init: not implemented yet (issue #9)");
     std::process::ExitCode::FAILURE
 }

@@ -1,0 +1,4 @@
+//! `routerctl`: see the crate docs.
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::FAILURE
+}

@@ -1,0 +1,14 @@
+//! init: the PID 1 of router7-rs. It mounts the file systems, finds and mounts
+//! `/perm`, starts the services of the manifest unprivileged and supervises them
+//! with backoff, keeps their logs (memory, console, `/perm`), serves the control
+//! socket `/run/router/init.sock` and the web interface on private:80, pings
+//! the hardware watchdog, and shuts down cleanly on SIGTERM/SIGUSR2.
+//!
+//! The library holds the testable parts: sans-IO cores ([`supervisor`],
+//! [`logs`], [`cmdline`], [`rootdev`], [`mounts`] behind a seam, [`web`]
+//! routing, [`rescue`]) and the shell that drives them ([`shell`], [`spawn`]).
+//! Updates, kexec and rollback are not here yet (issue 11).
+#![forbid(unsafe_code)]
+
+pub mod manifest;
+pub mod supervisor;
