@@ -10,5 +10,8 @@
 //! Updates, kexec and rollback are not here yet (issue 11).
 #![forbid(unsafe_code)]
 
+pub mod console;
+pub mod logfile;
+pub mod logs;
 pub mod manifest;
 pub mod supervisor;
