@@ -10,8 +10,11 @@
 //! Updates, kexec and rollback are not here yet (issue 11).
 #![forbid(unsafe_code)]
 
+pub mod cmdline;
 pub mod console;
 pub mod logfile;
 pub mod logs;
 pub mod manifest;
+pub mod mounts;
+pub mod rootdev;
 pub mod supervisor;

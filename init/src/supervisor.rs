@@ -835,7 +835,6 @@ mod tests {
         assert!(r.recent_failures() < 5, "{}", r.recent_failures());
         assert!(!r.crash_loop());
         // … while three more quick failures make five within the window.
-        let mut t = t;
         for _ in 0..3 {
             assert!(!sim.sup.record(0).unwrap().crash_loop());
             sim.crash(0, t + 10);
