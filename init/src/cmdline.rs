@@ -2,10 +2,10 @@
 //! slot and trial flag that updates (issue 11) will set. Parsed the way the
 //! kernel splits it: on spaces, with double quotes grouping (`a="b c"`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A root file system slot (partition 2 = `a`, partition 3 = `b`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Slot {
     /// Slot A.

@@ -17,4 +17,7 @@ pub mod logs;
 pub mod manifest;
 pub mod mounts;
 pub mod rootdev;
+pub mod status;
 pub mod supervisor;
+pub mod sysinfo;
+pub mod web;

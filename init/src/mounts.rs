@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::mount::MountFlags;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cmdline::KernelCmdline;
 use crate::rootdev::{self, RootError};
@@ -148,7 +148,7 @@ pub trait System {
 }
 
 /// What happened to `/perm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PermState {
     /// The ext4 file system on partition 4 is mounted.
