@@ -5,18 +5,26 @@
 //! the hardware watchdog, and shuts down cleanly on SIGTERM/SIGUSR2.
 //!
 //! The library holds the testable parts: sans-IO cores ([`supervisor`],
-//! [`logs`], [`cmdline`], [`rootdev`], [`mounts`] behind a seam, [`web`]
-//! routing, [`rescue`]) and the shell that drives them ([`shell`], [`spawn`]).
-//! Updates, kexec and rollback are not here yet (issue 11).
+//! [`logs`], [`console`], [`cmdline`], [`rootdev`], [`mounts`] behind a seam,
+//! [`web`] routing, [`rescue`]'s prompt) and the shell that drives them
+//! ([`shell`], [`spawn`], [`control_api`]). It does not own updates, kexec or
+//! rollback (issue 11); the web routes and the boot facts (`router.slot`,
+//! `router.trial`) are where those will plug in.
 #![forbid(unsafe_code)]
 
 pub mod cmdline;
 pub mod console;
+pub mod control_api;
+pub mod kmsg;
 pub mod logfile;
 pub mod logs;
 pub mod manifest;
 pub mod mounts;
+pub mod rescue;
 pub mod rootdev;
+pub mod routerctl;
+pub mod shell;
+pub mod spawn;
 pub mod status;
 pub mod supervisor;
 pub mod sysinfo;
