@@ -67,15 +67,16 @@ pub struct Init {
     pub host_pid: i32,
 }
 
+#[derive(Default)]
 pub struct Options {
+    /// More arguments for init.
     pub args: Vec<String>,
+    /// The manifest's shared_gid.
     pub shared_gid: Option<u32>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { args: Vec::new(), shared_gid: None }
-    }
+    /// Run in this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
+    /// Do not pass --http-addr: listen on the private addresses.
+    pub private_addrs: bool,
 }
 
 impl Init {
@@ -117,7 +118,14 @@ impl Init {
         fs::write(root.join("version"), "test-version 2025-01-01T00:00:00Z\n").unwrap();
         let port = free_port();
         let log = fs::File::create(root.join("init.stderr")).unwrap();
-        let mut cmd = Command::new("unshare");
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "unshare"]);
+                c
+            }
+            None => Command::new("unshare"),
+        };
         cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", env!("CARGO_BIN_EXE_init"), "--supervise-only"])
             .arg("--manifest")
             .arg(root.join("services.json"))
@@ -129,7 +137,8 @@ impl Init {
             .arg(root.join("image-password"))
             .arg("--version-file")
             .arg(root.join("version"))
-            .args(["--http-addr", "127.0.0.1", "--http-port", &port.to_string()])
+            .args(["--http-port", &port.to_string()])
+            .args(if opts.private_addrs { &[][..] } else { &["--http-addr", "127.0.0.1"][..] })
             .args(&opts.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -229,11 +238,14 @@ impl Init {
         timeout: Duration,
     ) -> (Duration, std::process::ExitStatus, String, TempDir) {
         let t0 = now();
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(self.host_pid).unwrap(),
-            rustix::process::Signal::from_named_raw(signal).unwrap(),
-        )
-        .unwrap();
+        // Signal 0: init is already on its way out; only wait.
+        if signal != 0 {
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(self.host_pid).unwrap(),
+                rustix::process::Signal::from_named_raw(signal).unwrap(),
+            )
+            .unwrap();
+        }
         let mut child = self.unshare.take().unwrap();
         let status = wait_for(timeout, "init to exit", || child.try_wait().unwrap());
         let took = now() - t0;
