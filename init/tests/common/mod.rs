@@ -316,8 +316,29 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).unwrap();
+    // Read the head, then as much body as Content-Length says (some servers,
+    // Chromium's DevTools among them, keep the connection open), else to the end.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let length =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    match length {
+        Some(n) => {
+            let mut body = vec![0u8; n];
+            s.read_exact(&mut body).unwrap();
+            raw.extend(body);
+        }
+        None => {
+            s.read_to_end(&mut raw).unwrap();
+        }
+    }
     let r = runtime::unix_http::parse_response(&raw).unwrap();
     Http { status: r.status, headers: r.headers.clone(), body: r.text() }
 }
