@@ -81,12 +81,13 @@ fn parse_args(args: &runtime::cli::Args, mode: Mode) -> Result<Config, String> {
         None => init::logfile::DEFAULT_CAP,
     };
     let pid1 = mode == Mode::Pid1;
+    let console = args.value("console").map(PathBuf::from).or_else(|| pid1.then(|| "/dev/console".into()));
     Ok(Config {
         mode,
         manifest: path("manifest", "/etc/router/services.json"),
         perm: args.perm.clone(),
         run: args.run.clone(),
-        console: args.value("console").map(PathBuf::from).or_else(|| pid1.then(|| "/dev/console".into())),
+        console: console.clone(),
         watchdog: args.value("watchdog").map(PathBuf::from).or_else(|| pid1.then(|| "/dev/watchdog".into())),
         http_port,
         http_addrs,
@@ -96,10 +97,9 @@ fn parse_args(args: &runtime::cli::Args, mode: Mode) -> Result<Config, String> {
         policy,
         log_file_bytes,
         kmsg: pid1,
-        rescue: pid1.then(|| init::rescue::RescueConfig {
-            console: "/dev/console".into(),
-            program: "/perm/init/rescue".into(),
-        }),
+        rescue: console
+            .filter(|_| pid1)
+            .map(|console| init::rescue::RescueConfig { console, program: "/perm/init/rescue".into() }),
     })
 }
 
@@ -157,8 +157,8 @@ fn supervise_only(cfg: Config) -> ExitCode {
 }
 
 /// PID 1: fds 0-2 on the console, whatever the kernel gave us.
-fn console_stdio() {
-    if let Ok(fd) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console") {
+fn console_stdio(console: &Path) {
+    if let Ok(fd) = std::fs::OpenOptions::new().read(true).write(true).append(true).open(console) {
         let _ = rustix::stdio::dup2_stdin(&fd);
         let _ = rustix::stdio::dup2_stdout(&fd);
         let _ = rustix::stdio::dup2_stderr(&fd);
@@ -166,19 +166,28 @@ fn console_stdio() {
 }
 
 fn pid1(args: Result<runtime::cli::Args, String>) -> ! {
+    // The kernel passes stray command-line words to init; never die of them.
+    let (args, ignored) = match args {
+        Ok(a) => (a, None),
+        Err(e) => (SPEC.parse(std::iter::empty()).unwrap_or_else(|_| unreachable_defaults()), Some(e)),
+    };
     let mut sys = RealSystem;
     let report = mounts::boot(&mut sys);
-    console_stdio();
+    let config = parse_args(&args, Mode::Pid1).or_else(|e| {
+        // A bad option must not cost the router its services: run with the defaults.
+        let defaults = SPEC.parse(std::iter::empty()).map_err(|_| e.clone())?;
+        parse_args(&defaults, Mode::Pid1).map_err(|_| e)
+    });
+    let console = config.as_ref().ok().and_then(|c| c.console.clone()).unwrap_or_else(|| "/dev/console".into());
+    console_stdio(&console);
     eprintln!("init: router7 PID 1 starting");
+    if let Some(e) = ignored {
+        eprintln!("init: ignoring arguments: {e}");
+    }
     for (warning, text) in &report.messages {
         eprintln!("init: {}{text}", if *warning { "WARNING: " } else { "" });
     }
-    let args = args.unwrap_or_else(|e| {
-        // The kernel passes stray command-line words to init; never die of them.
-        eprintln!("init: ignoring arguments: {e}");
-        SPEC.parse(std::iter::empty()).unwrap_or_else(|_| unreachable_defaults())
-    });
-    let finished = match parse_args(&args, Mode::Pid1) {
+    let finished = match config {
         Ok(cfg) => {
             let facts = BootFacts {
                 hostname: report.hostname.clone(),
