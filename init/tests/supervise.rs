@@ -398,3 +398,41 @@ fn logs_survive_a_restart_of_init() {
     let events = second.events("init.service.started");
     assert!(events.len() >= 2, "{events:?}");
 }
+
+#[test]
+fn a_bad_manifest_runs_no_service_and_says_why() {
+    if !require("a_bad_manifest_runs_no_service_and_says_why") {
+        return;
+    }
+    let init =
+        Init::start("badmanifest", vec![Svc::new("typo", "exec sleep 1000").with(json!({"capabilties": ["NET_RAW"]}))]);
+    let st = init.get("/v1/status");
+    assert_eq!(st["phase"], "Error");
+    assert!(st["manifest_error"].as_str().unwrap().contains("unknown field `capabilties`"), "{}", st["manifest_error"]);
+    assert_eq!(st["services"], json!([]));
+    let cond = st["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "ManifestValid").unwrap().clone();
+    assert_eq!(cond["status"], "False");
+    // init itself keeps serving: the web interface says what is wrong.
+    let auth = init.basic_auth();
+    let page = common::http(init.web_addr(), "GET", "/", &[("Authorization", &auth)], "");
+    assert!(page.body.contains("The service manifest was not used"), "{}", page.body);
+}
+
+#[test]
+fn check_manifest_validates_for_mkimage() {
+    let dir = testbed::TempDir::new("checkmanifest");
+    let good = dir.path().join("good.json");
+    let bad = dir.path().join("bad.json");
+    fs::write(&good, r#"{"services":[{"name":"dnsd","path":"/svc/dnsd","uid":1004,"gid":1004,"capabilities":["NET_BIND_SERVICE"]}]}"#)
+        .unwrap();
+    fs::write(&bad, r#"{"services":[{"name":"dnsd","path":"/svc/dnsd","uid":0,"gid":0}]}"#).unwrap();
+    let run = |f: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_init")).arg("--check-manifest").arg(f).output().unwrap()
+    };
+    let ok = run(&good);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("1 service(s), valid"));
+    let refused = run(&bad);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("run_as_root"), "{refused:?}");
+}
