@@ -158,7 +158,7 @@ fn supervise_only(cfg: Config) -> ExitCode {
 
 /// PID 1: fds 0-2 on the console, whatever the kernel gave us.
 fn console_stdio(console: &Path) {
-    if let Ok(fd) = std::fs::OpenOptions::new().read(true).write(true).append(true).open(console) {
+    if let Ok(fd) = std::fs::OpenOptions::new().read(true).append(true).open(console) {
         let _ = rustix::stdio::dup2_stdin(&fd);
         let _ = rustix::stdio::dup2_stdout(&fd);
         let _ = rustix::stdio::dup2_stderr(&fd);
