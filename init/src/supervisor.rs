@@ -290,6 +290,8 @@ pub enum Action {
     /// The main process has exited: SIGKILL whatever is left of its process
     /// group, so a restart does not meet a leftover child holding its sockets.
     KillLeftovers {
+        /// The service.
+        service: usize,
         /// The process group.
         pgid: i32,
     },
@@ -522,7 +524,7 @@ impl Supervisor {
     /// orphan the shell reaped).
     pub fn exited(&mut self, pid: i32, exit: Exit, now: Instant) -> Option<Vec<Action>> {
         let i = self.service_of(pid)?;
-        let mut actions = vec![Action::KillLeftovers { pgid: pid }];
+        let mut actions = vec![Action::KillLeftovers { service: i, pgid: pid }];
         let (since, then) = match self.records[i].state {
             State::Running { since, .. } => (since, None),
             State::Stopping { since, then, .. } => (since, Some(then)),
@@ -883,7 +885,7 @@ mod tests {
             let mut sim = Sim::new(1);
             let pid = sim.pid(0);
             let actions = sim.sup.exited(pid, Exit::Code(code), sim.at(3.0)).unwrap();
-            assert_eq!(actions[0], Action::KillLeftovers { pgid: pid });
+            assert_eq!(actions[0], Action::KillLeftovers { service: 0, pgid: pid });
             assert!(matches!(
                 actions[1],
                 Action::Notice(Notice::Exited { next: Next::Stop(StopReason::Exited(Exit::Code(c))), .. }) if c == code

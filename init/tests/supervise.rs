@@ -161,6 +161,11 @@ fn orphans_are_reaped_and_no_zombie_stays() {
     });
     assert!(reaped >= 30, "{reaped}");
     wait_for(Duration::from_secs(5), "no zombies", || init.zombies().is_empty().then_some(()));
+    let logs = init.get("/v1/services/spawner/logs?since=0");
+    assert!(
+        logs["lines"].as_array().unwrap().iter().any(|l| l["text"] == "killed processes left in its group"),
+        "{logs}"
+    );
     // The group members (sleep 1000) were killed with their leader: only init is left.
     wait_for(Duration::from_secs(5), "only init left", || (init.namespace_pids().len() == 1).then_some(()));
 }

@@ -33,12 +33,11 @@ impl Init {
                         );
                     }
                 }
-                Action::KillLeftovers { pgid } => {
+                Action::KillLeftovers { service, pgid } => {
                     if let Some(pid) = rustix::process::Pid::from_raw(pgid)
                         && rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok()
-                        && let Some(i) = self.sup.service_of(pgid)
                     {
-                        self.say(Some(i), "killed processes left in its group".into());
+                        self.say(Some(service), "killed processes left in its group".into());
                     }
                 }
                 Action::Notice(n) => self.notice(n),
