@@ -56,9 +56,10 @@ impl LeaseTimes {
         if lease < MIN_LEASE {
             (lease, t1, t2) = (MIN_LEASE, None, None);
         }
-        let rebind = t2.filter(|t| *t < lease).unwrap_or(lease * 7 / 8);
+        // A zero T1 or T2 from the server is as unordered as a too large one.
+        let rebind = t2.filter(|t| !t.is_zero() && *t < lease).unwrap_or(lease * 7 / 8);
         let half = lease / 2;
-        let renew = t1.filter(|t| *t < rebind).unwrap_or(if half < rebind { half } else { rebind / 2 });
+        let renew = t1.filter(|t| !t.is_zero() && *t < rebind).unwrap_or(if half < rebind { half } else { rebind / 2 });
         Self { lease, renew, rebind }
     }
 }
@@ -223,6 +224,11 @@ mod tests {
         // A small T2 from the server with T1 missing: T1 stays below it.
         let t = LeaseTimes::new(Some(100), None, Some(10));
         assert_eq!((t.renew, t.rebind), (secs(5), secs(10)));
+        // Zero T1/T2 are replaced, so the order still holds.
+        let t = LeaseTimes::new(Some(100), Some(0), Some(0));
+        assert_eq!((t.renew, t.rebind), (secs(50), Duration::from_millis(87_500)));
+        let t = LeaseTimes::new(Some(100), None, Some(1));
+        assert!(Duration::ZERO < t.renew && t.renew < t.rebind, "{t:?}");
         // A zero lease cannot make us spin.
         let t = LeaseTimes::new(Some(0), Some(0), Some(0));
         assert_eq!((t.lease, t.renew, t.rebind), (MIN_LEASE, MIN_LEASE / 2, MIN_LEASE * 7 / 8));

@@ -8,6 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lease;
 pub mod metrics;
 pub mod wire;

@@ -6,7 +6,7 @@
 //! options: `dhcproto` trusts `hlen` when slicing `chaddr` and does not check
 //! the magic cookie, so both are ours to reject first.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
@@ -158,18 +158,28 @@ pub fn check_header(bytes: &[u8], mac: [u8; 6]) -> Result<Header, DropReason> {
     Ok(Header { xid: u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) })
 }
 
-/// The distinct option codes of an options field, walking its code/length/value
-/// structure (RFC 2132 §2). An option running past the end is malformed; a
-/// field that simply ends without the end option is tolerated.
-fn option_codes(mut options: &[u8]) -> Result<BTreeSet<u8>, DropReason> {
-    let mut codes = BTreeSet::new();
+/// The options this client acts on: mask, router, DNS, domain, MTU, lease
+/// time, message type, server identifier, message, T1, T2, classless routes.
+const USED_OPTIONS: [u8; 12] = [1, 3, 6, 15, 26, 51, 53, 54, 56, 58, 59, 121];
+/// Of those, the ones holding text.
+const TEXT_OPTIONS: [u8; 2] = [15, 56];
+
+/// Walks an options field (RFC 2132 §2: code, length, value; pad and end have
+/// no length) and keeps the values of [`USED_OPTIONS`], the instances of one
+/// code concatenated (RFC 3396 §7). An option running past the end is
+/// malformed; a field that simply ends without the end option is tolerated.
+fn used_options(mut options: &[u8]) -> Result<BTreeMap<u8, Vec<u8>>, DropReason> {
+    let mut used: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
     loop {
         match options {
-            [] | [255, ..] => return Ok(codes),
+            [] | [255, ..] => return Ok(used),
             [0, rest @ ..] => options = rest,
             [code, len, rest @ ..] if rest.len() >= usize::from(*len) => {
-                codes.insert(*code);
-                options = &rest[usize::from(*len)..];
+                let (value, rest) = rest.split_at(usize::from(*len));
+                if USED_OPTIONS.contains(code) {
+                    used.entry(*code).or_default().extend_from_slice(value);
+                }
+                options = rest;
             }
             _ => return Err(DropReason::MalformedOptions),
         }
@@ -178,13 +188,34 @@ fn option_codes(mut options: &[u8]) -> Result<BTreeSet<u8>, DropReason> {
 
 /// Decodes the whole message after [`check_header`] passed.
 ///
-/// `dhcproto` stops at the first option it cannot decode and silently keeps
-/// the ones before it; comparing its options with the codes on the wire turns
-/// that into [`DropReason::MalformedOptions`] instead of a half-read reply.
+/// Only the options we use reach `dhcproto`, rebuilt from our own walk of the
+/// wire: its decoders for options we never read (FQDN, bulk leasequery, …)
+/// assert on lengths in debug builds, and it stops at the first option it
+/// cannot decode, silently keeping the ones before. A used option that does
+/// not decode drops the reply as [`DropReason::MalformedOptions`]; text that is
+/// not UTF-8 (a domain name, a NAK's message) only loses that option.
 pub fn decode(bytes: &[u8]) -> Result<Reply, DropReason> {
-    let on_wire = option_codes(bytes.get(BOOTP_HEADER_LEN + MAGIC_COOKIE.len()..).unwrap_or_default())?;
-    let message = Message::decode(&mut Decoder::new(bytes)).map_err(|_| DropReason::MalformedOptions)?;
-    if message.opts().len() != on_wire.len() {
+    let options_at = BOOTP_HEADER_LEN + MAGIC_COOKIE.len();
+    let (Some(header), Some(options)) = (bytes.get(..options_at), bytes.get(options_at..)) else {
+        return Err(DropReason::Truncated);
+    };
+    let mut used = used_options(options)?;
+    used.retain(|code, value| !TEXT_OPTIONS.contains(code) || std::str::from_utf8(value).is_ok());
+    let mut rebuilt = Vec::with_capacity(bytes.len());
+    rebuilt.extend_from_slice(header);
+    for (code, value) in &used {
+        if value.is_empty() {
+            rebuilt.extend_from_slice(&[*code, 0]);
+        }
+        for chunk in value.chunks(255) {
+            rebuilt.push(*code);
+            rebuilt.push(u8::try_from(chunk.len()).unwrap_or(u8::MAX));
+            rebuilt.extend_from_slice(chunk);
+        }
+    }
+    rebuilt.push(255);
+    let message = Message::decode(&mut Decoder::new(&rebuilt)).map_err(|_| DropReason::MalformedOptions)?;
+    if message.opts().len() != used.len() {
         return Err(DropReason::MalformedOptions);
     }
     let kind = match message.opts().get(OptionCode::MessageType) {
@@ -465,6 +496,23 @@ mod tests {
         odd.pop();
         odd.extend_from_slice(&[3, 5, 10, 0, 0, 1, 1, 6, 4, 10, 0, 0, 53, 255]);
         assert_eq!(decode(&odd).unwrap_err(), DropReason::MalformedOptions);
+        // Options we never read cannot hurt, however broken: an FQDN (81) of
+        // length 0 and a bulk leasequery time (152) of 2 bytes.
+        let mut unused = reply_bytes(MessageType::Ack, 1, &MAC);
+        unused.pop();
+        unused.extend_from_slice(&[81, 0, 152, 2, 1, 2, 255]);
+        assert_eq!(decode(&unused).unwrap().kind, ReplyKind::Ack);
+        // A domain name that is not UTF-8 loses the option, not the reply;
+        // split option 6 instances are joined (RFC 3396).
+        let mut latin1 = reply_bytes(MessageType::Ack, 1, &MAC);
+        latin1.pop();
+        latin1.extend_from_slice(&[15, 3, b'c', 0xe9, b'z', 6, 2, 10, 0, 0, 6, 2, 0, 53, 255]);
+        let reply = decode(&latin1).unwrap();
+        assert!(reply.message.opts().get(OptionCode::DomainName).is_none());
+        assert_eq!(
+            reply.message.opts().get(OptionCode::DomainNameServer),
+            Some(&DhcpOption::DomainNameServer(vec![Ipv4Addr::new(10, 0, 0, 53)]))
+        );
         // Pad bytes, and no end option at the very end, are fine.
         let mut padded = reply_bytes(MessageType::Ack, 1, &MAC);
         padded.pop();

@@ -578,3 +578,71 @@ fn a_new_mac_verifies_the_lease_under_the_new_identity() {
     assert_eq!((sent[0].kind, m.chaddr()), (Outgoing::RequestInitReboot, &mac[..]));
     assert_eq!(option_ip(&m, OptionCode::RequestedIpAddress), Some(ADDR));
 }
+
+/// The UDP payloads of one of our own captures (`captures/`), with their
+/// times relative to the first packet.
+fn our_capture(name: &str) -> Vec<(Duration, Vec<u8>)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../captures").join(name);
+    let capture = runtime::pcap::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let t0 = capture.packets[0].timestamp_ns;
+    capture
+        .packets
+        .iter()
+        .map(|p| {
+            let udp = runtime::frame::parse_udp4_ethernet(&p.data).unwrap();
+            (Duration::from_nanos(p.timestamp_ns - t0), udp.payload.to_vec())
+        })
+        .collect()
+}
+
+/// Replays a capture of this client against a real server: given the same
+/// xids, hostname and times, the core sends exactly the bytes it sent then,
+/// and takes the server's answers the same way.
+fn replay(name: &str, t1: u64, lease: u32) {
+    let packets = our_capture(name);
+    let kinds: Vec<MessageType> =
+        packets.iter().map(|(_, p)| message_type(&Message::decode(&mut Decoder::new(p)).unwrap()).unwrap()).collect();
+    use MessageType::{Ack, Discover, Offer, Release, Request};
+    assert_eq!(kinds, [Discover, Offer, Request, Ack, Request, Ack, Release], "{name}");
+    let xid = |i: usize| Message::decode(&mut Decoder::new(&packets[i].1)).unwrap().xid();
+    let t0 = runtime::clock::now();
+    // The machine that recorded them is called "vm".
+    let mut c = Client::new(Identity::new(MAC, Some("vm")), rng(&[xid(0), xid(4), xid(6)], 0), t0);
+    let (sent, _) = drain(&mut c, t0);
+    assert_eq!(sent[0].payload, packets[0].1, "{name}: DISCOVER");
+    let at = |i: usize| t0 + packets[i].0;
+    c.handle_packet(at(1), &packets[1].1);
+    let (sent, _) = drain(&mut c, at(1));
+    assert_eq!(sent[0].payload, packets[2].1, "{name}: REQUEST");
+    c.handle_packet(at(3), &packets[3].1);
+    assert_eq!(drain(&mut c, at(3)).1, vec![Event::Bound], "{name}");
+    let lease_of = |c: &Client<Fixed>| c.held().unwrap().lease.clone();
+    assert_eq!(lease_of(&c).times.lease, secs(u64::from(lease)));
+    // T1 counts from the REQUEST; the recording's renewal came then too.
+    let renew_at = at(1) + secs(t1);
+    assert_eq!(c.poll_at(), Some(renew_at));
+    assert!(packets[4].0 >= packets[1].0 + secs(t1), "{name}: the recorded renewal came at T1");
+    let (sent, _) = drain(&mut c, renew_at);
+    assert_eq!(sent[0].payload, packets[4].1, "{name}: unicast REQUEST");
+    assert_eq!(sent[0].kind, Outgoing::RequestRenewing);
+    c.handle_packet(at(5), &packets[5].1);
+    assert_eq!(drain(&mut c, at(5)).1, vec![Event::Renewed { via: StateName::Renewing }], "{name}");
+    assert_eq!(c.metrics().accepted, 3);
+    assert_eq!(c.release().unwrap().payload, packets[6].1, "{name}: RELEASE");
+}
+
+#[test]
+fn replays_our_dnsmasq_capture_byte_for_byte() {
+    replay("dhcp4-client-dnsmasq.pcapng", 6, 120);
+    let packets = our_capture("dhcp4-client-dnsmasq.pcapng");
+    let lease = Lease::from_ack(&Message::decode(&mut Decoder::new(&packets[3].1)).unwrap()).unwrap();
+    // dnsmasq sent option 121 with a default route, and option 3: 121 wins.
+    assert_eq!(lease.classless_routes.len(), 2);
+    assert_eq!(lease.default_router(), Some(Ipv4Addr::new(192, 168, 77, 1)));
+    assert_eq!((lease.mtu, lease.domain_name.as_deref()), (Some(1492), Some("isp.example")));
+}
+
+#[test]
+fn replays_our_kea_capture_byte_for_byte() {
+    replay("dhcp4-client-kea.pcapng", 5, 20);
+}
