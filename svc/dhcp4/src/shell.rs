@@ -372,9 +372,7 @@ impl Shell {
     /// kept monotonic; only what is shown and persisted follows the clock).
     fn check_clock(&mut self, now: Instant) {
         let wall = clock::wall_now();
-        let (then, then_wall) = self.clock_anchor;
-        let expected = then_wall.checked_add(now.saturating_duration_since(then)).unwrap_or(then_wall);
-        let moved = wall.duration_since(expected).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
+        let moved = clock_moved(self.clock_anchor, now, wall);
         self.clock_anchor = (now, wall);
         if moved < CLOCK_JUMP {
             return;
@@ -503,6 +501,17 @@ impl Shell {
     }
 }
 
+/// How far the wall clock moved against the monotonic one since `anchor`
+/// (both read together then), in either direction.
+fn clock_moved(anchor: (Instant, SystemTime), now: Instant, wall: SystemTime) -> Duration {
+    let (then, then_wall) = anchor;
+    let expected = then_wall.checked_add(now.saturating_duration_since(then)).unwrap_or(then_wall);
+    match wall.duration_since(expected) {
+        Ok(ahead) => ahead,
+        Err(behind) => behind.duration(),
+    }
+}
+
 /// The wall time of monotonic instant `at`, given that `now` is `wall_now`.
 fn wall_at(now: Instant, wall_now: SystemTime, at: Instant) -> SystemTime {
     if at <= now {
@@ -589,6 +598,9 @@ impl Handler for Shell {
 
     /// SIGUSR2: DHCPRELEASE, forget the ACK, exit 125 so init leaves us stopped.
     fn on_release(&mut self, cx: &mut Context<'_>) {
+        if self.client.is_none() {
+            log_info!("{} never appeared: nothing to release", self.uplink);
+        }
         if let Some(client) = self.client.take() {
             let ip = client.held().map(|h| h.lease.client_ip);
             match client.release() {
@@ -623,5 +635,41 @@ impl Shell {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wall_clock_jump_is_told_from_time_passing() {
+        let t0 = clock::now();
+        let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(clock_moved((t0, w0), later, w0 + Duration::from_secs(60)), Duration::ZERO);
+        // NTP's first sync on a router without an RTC: from 1970 to today.
+        let synced = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert!(clock_moved((t0, w0), later, synced) > Duration::from_secs(1_000_000));
+        assert_eq!(clock_moved((t0, w0), later, w0), Duration::from_secs(60), "backwards counts too");
+    }
+
+    #[test]
+    fn wall_times_of_monotonic_instants() {
+        let now = clock::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(5000);
+        assert_eq!(wall_at(now, wall, now - Duration::from_secs(10)), wall - Duration::from_secs(10));
+        assert_eq!(wall_at(now, wall, now + Duration::from_secs(10)), wall + Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_prng_gives_varied_xids_and_bounded_jitter() {
+        let mut r = Prng(42);
+        let xids: std::collections::BTreeSet<u32> = (0..100).map(|_| r.xid()).collect();
+        assert_eq!(xids.len(), 100);
+        let jitter: Vec<i32> = (0..2000).map(|_| r.jitter_ms()).collect();
+        assert!(jitter.iter().all(|j| (-1000..=1000).contains(j)));
+        assert!(jitter.iter().any(|j| *j < -900) && jitter.iter().any(|j| *j > 900), "spread over the range");
+        assert_ne!(Prng::seeded([0; 6]).0, Prng::seeded([0; 6]).0, "seeded from the kernel");
     }
 }

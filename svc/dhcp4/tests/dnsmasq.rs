@@ -148,3 +148,109 @@ fn rebinds_by_broadcast_at_t2_when_unicast_to_the_server_fails() {
     assert!(metrics["sent"]["request_rebinding"].as_u64().unwrap() >= 1, "{metrics}");
     assert!(count(&server.log(), &format!("DHCPACK(srv0) {ip} {CLIENT_MAC}")) >= 2, "{}", server.log());
 }
+
+/// A child process killed when dropped, so a failed test leaves none behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process called `name` (a copy of `sleep`) with its pid file in `run`, as
+/// init would have it: what dhcp4 signals after writing a lease.
+fn fake_service(dir: &Path, run: &Path, name: &str) -> Killed {
+    let exe = dir.join(name);
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let child = std::process::Command::new(&exe).arg("120").spawn().unwrap();
+    wait_until(&format!("{name} has its name"), Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{}/comm", child.id())).is_ok_and(|c| c.trim() == name)
+    });
+    std::fs::write(run.join(format!("{name}.pid")), format!("{}\n", child.id())).unwrap();
+    Killed(child)
+}
+
+#[test]
+fn waits_for_the_uplink_uses_the_spoofed_mac_and_signals_readers() {
+    if !testbed::require("waits_for_the_uplink_uses_the_spoofed_mac_and_signals_readers", &["dnsmasq"]) {
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let client_ns = testbed::Netns::new("d4wc");
+    let dir = testbed::TempDir::new("d4w");
+    let (perm, run) = (dir.path().join("perm"), dir.path().join("run"));
+    std::fs::create_dir_all(&perm).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    let spoofed = "02:73:53:00:be:ef";
+    std::fs::write(
+        perm.join("interfaces.json"),
+        format!(
+            r#"{{"interfaces":[{{"name":"cli0","hardware_addr":"{CLIENT_MAC}","spoof_hardware_addr":"{spoofed}"}}]}}"#
+        ),
+    )
+    .unwrap();
+    let mut readers: Vec<_> = ["netconfigd", "dnsd"].iter().map(|n| fake_service(dir.path(), &run, n)).collect();
+    let socket = runtime::control::socket_path(&run, "dhcp4");
+    let mut client = client_ns.spawn(
+        PeerSpec::new(
+            "dhcp4",
+            env!("CARGO_BIN_EXE_dhcp4"),
+            &["--perm", perm.to_str().unwrap(), "--run", run.to_str().unwrap(), "--uplink", "cli0"],
+        )
+        .ready_when(testbed::Readiness::File(socket.clone())),
+    );
+    // No cli0 yet: dhcp4 waits, saying so, and does not exit.
+    assert!(client.wait(Duration::from_secs(2)).is_none(), "dhcp4 exited:\n{}", client.log());
+    let status = common::get(&socket, "/v1/status");
+    assert_eq!(status["phase"], "Pending");
+    let ready = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "InterfaceReady").unwrap();
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("Missing")));
+
+    // The uplink appears (with its own MAC; netconfigd would set the spoofed one).
+    let server_ns = testbed::Netns::new("d4ws");
+    testbed::veth(&server_ns, "srv0", common::SERVER_MAC, &client_ns, "cli0", CLIENT_MAC);
+    server_ns.addr("srv0", "192.168.77.1/24");
+    let setup_dir = testbed::TempDir::new("d4w-srv");
+    let log = setup_dir.path().join("dnsmasq.log");
+    let server = server_ns.spawn(
+        PeerSpec::new(
+            "dnsmasq",
+            "dnsmasq",
+            &[
+                "-k",
+                "--no-resolv",
+                "--port=0",
+                "--bind-interfaces",
+                "--interface=srv0",
+                "--dhcp-range=192.168.77.10,192.168.77.20,2m",
+                &format!("--dhcp-leasefile={}", setup_dir.path().join("leases").display()),
+                "--dhcp-authoritative",
+                "--no-ping",
+                &format!("--log-facility={}", log.display()),
+            ],
+        )
+        .log_file(&log)
+        .ready_on_log("DHCP, IP range 192.168.77.10"),
+    );
+    let deadline = runtime::clock::now() + Duration::from_secs(30);
+    while common::get(&socket, "/v1/status")["phase"] != "Bound" {
+        assert!(runtime::clock::now() < deadline, "not bound:\n{}\n{}", client.log(), server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log();
+    assert!(log.contains(&format!("DHCPDISCOVER(srv0) {spoofed}")), "{log}");
+    assert!(!log.contains(CLIENT_MAC), "the interface's own MAC is not used:\n{log}");
+    assert_eq!(common::get(&socket, "/v1/status")["mac"], spoofed);
+
+    // netconfigd and dnsd were told (SIGUSR1 ends a sleep).
+    for (reader, name) in readers.iter_mut().zip(["netconfigd", "dnsd"]) {
+        let mut status = None;
+        wait_until(&format!("{name} gets SIGUSR1"), Duration::from_secs(5), || {
+            status = reader.0.try_wait().unwrap();
+            status.is_some()
+        });
+        assert_eq!(status.unwrap().signal(), Some(runtime::Signal::Usr1.number()), "{name}");
+    }
+}
