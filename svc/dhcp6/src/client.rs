@@ -437,6 +437,12 @@ impl<R: Random> Client<R> {
         }
     }
 
+    /// Changes what the next messages ask for (a reloaded `config.json`).
+    pub fn set_request(&mut self, request_address: bool, prefix_length_hint: Option<u8>) {
+        self.config.request_address = request_address;
+        self.config.prefix_length_hint = prefix_length_hint;
+    }
+
     /// The lease held, if any (also one whose lifetimes ended, until replaced).
     #[must_use]
     pub fn lease(&self) -> Option<&Lease> {
@@ -866,7 +872,7 @@ impl<R: Random> Client<R> {
     fn apply(&mut self, now: Instant, msg: &Inbound, g: &Granted, fresh: bool) -> bool {
         let grants = !g.prefixes.is_empty() || !g.addresses.is_empty();
         let withdraws = !g.withdrawn_prefixes.is_empty() || !g.withdrawn_addresses.is_empty();
-        if !grants && !(withdraws && self.lease.is_some()) {
+        if !(grants || (withdraws && self.lease.is_some())) {
             return false;
         }
         let lease = self.lease.get_or_insert_with(|| Lease {
