@@ -88,7 +88,7 @@ fn dnsmasq_without_prefixes_gives_an_address_and_we_do_not_spin() {
     // Release: dnsmasq sees it; we exit 125 and the file holds nothing.
     ours.signal("USR2");
     assert_eq!(ours.wait(SLOW).and_then(|s| s.code()), Some(125), "{}", ours.log());
-    dnsmasq.wait_for_log(&format!("DHCPRELEASE(srv0) 00:0a:00:03:00:01:4c:5e:0c:41:bf:39"), SLOW).unwrap();
+    dnsmasq.wait_for_log("DHCPRELEASE(srv0) 00:0a:00:03:00:01:4c:5e:0c:41:bf:39", SLOW).unwrap();
     let lease = dirs.lease().unwrap();
     assert!(lease.address.is_none() && lease.prefixes.is_empty(), "{lease:?}");
 }

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use common::{Dirs, SLOW, prefixes, start_dhcp6};
 use testbed::{Netns, Peer, PeerSpec, TempDir, veth};
