@@ -57,7 +57,8 @@ impl OsRandom {
         if urandom.is_none() {
             log_warn!("/dev/urandom is unavailable; transaction IDs are less random");
         }
-        let seed = u64::from(std::process::id()) ^ u64::from(runtime::clock::now().elapsed().subsec_nanos());
+        let wall = runtime::clock::wall_now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let seed = u64::from(std::process::id()) << 32 ^ u64::from(wall.subsec_nanos()) ^ wall.as_secs();
         Self { urandom, fallback: seed | 1 }
     }
 
