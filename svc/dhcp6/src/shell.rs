@@ -395,15 +395,16 @@ impl Service {
             return;
         };
         let events = c.take_events();
-        // The file first: whoever reacts to an event finds the lease on disk.
+        // The file and the status first: whoever reacts to an event finds
+        // the lease on disk and the phase up to date.
         let generation = self.client.as_ref().map(Client::lease_generation);
         if generation != self.persisted_generation {
             self.persist(cx);
         }
+        self.publish();
         for e in &events {
             self.report(e);
         }
-        self.publish();
         if self.releasing && self.client.as_ref().is_some_and(Client::is_released) {
             log_info!("released; exiting {EXIT_DO_NOT_RESTART}");
             cx.stop(EXIT_DO_NOT_RESTART);

@@ -85,6 +85,14 @@ fn dnsmasq_without_prefixes_gives_an_address_and_we_do_not_spin() {
     assert_eq!(sent["solicit"], 1, "{status}");
     assert_eq!(status["state"], "Bound");
 
+    // `renew` on the control API: a Renew now, and dnsmasq renews the address.
+    let seq = dirs.last_seq();
+    let r = runtime::unix_http::request(&dirs.socket(), "POST", "/v1/commands/renew", b"", SLOW).unwrap();
+    assert_eq!(r.status, 202);
+    let renewed = dirs.event_after(seq, "dhcp6.address.renewed", SLOW);
+    assert_eq!(renewed["attributes"]["address"], address.as_str());
+    dnsmasq.wait_for_log("DHCPRENEW(srv0)", SLOW).unwrap();
+
     // Release: dnsmasq sees it; we exit 125 and the file holds nothing.
     ours.signal("USR2");
     assert_eq!(ours.wait(SLOW).and_then(|s| s.code()), Some(125), "{}", ours.log());

@@ -46,7 +46,11 @@ fn drain(c: &mut Client<Counting>, now: Instant) {
 
 fuzz_target!(|data: &[u8]| {
     let t0 = Instant::now();
-    let config = Config { duid: DUID.to_vec(), request_address: data.first().is_some_and(|b| b & 1 == 1), prefix_length_hint: None };
+    let config = Config {
+        duid: DUID.to_vec(),
+        request_address: data.first().is_some_and(|b| b & 1 == 1),
+        prefix_length_hint: None,
+    };
     let mut c = Client::new(config, Counting(7), t0, None);
     let mut now = t0;
     let mut rest = data.get(1..).unwrap_or_default();
