@@ -502,10 +502,8 @@ impl Service {
         let valid = lease.is_some_and(Lease::has_valid);
         self.control.set_phase(if valid && !self.releasing { Phase::Bound } else { Phase::Pending });
         match lease {
-            Some(l) if l.has_valid() => {
-                self.control.set_condition("LeaseValid", Some(true), "Bound", &prefixes_text(l))
-            }
-            Some(l) => self.control.set_condition("LeaseValid", Some(false), "Expired", &prefixes_text(l)),
+            Some(l) if l.has_valid() => self.control.set_condition("LeaseValid", Some(true), "Bound", &summary(l)),
+            Some(l) => self.control.set_condition("LeaseValid", Some(false), "Expired", &summary(l)),
             None => self.control.set_condition("LeaseValid", Some(false), "NoLease", "no lease yet"),
         }
         let unavailable = self.client.as_ref().and_then(|c| c.unavailable(IaKind::Prefix));
@@ -519,6 +517,10 @@ impl Service {
             (Some(l), None) if !l.prefixes.is_empty() => {
                 self.control.set_condition("PrefixDelegated", Some(false), "Expired", &prefixes_text(l));
             }
+            (Some(l), None) if l.has_valid() => {
+                // dnsmasq, for one, leaves the IA_PD out of its answers.
+                self.control.set_condition("PrefixDelegated", Some(false), "NotOffered", "the server gave no prefix");
+            }
             _ => self.control.set_condition("PrefixDelegated", Some(false), "Pending", "no prefix yet"),
         }
     }
@@ -529,6 +531,11 @@ fn prefixes_text(l: &Lease) -> String {
         return "none".into();
     }
     l.prefixes.iter().map(|p| format!("{}/{}", p.prefix, p.len)).collect::<Vec<_>>().join(", ")
+}
+
+fn summary(l: &Lease) -> String {
+    let address = l.addresses.first().map_or("none".to_owned(), |a| a.addr.to_string());
+    format!("prefixes {}; address {address}", prefixes_text(l))
 }
 
 fn lease_attributes(l: &Lease) -> Value {

@@ -67,7 +67,7 @@ fn dnsmasq_without_prefixes_gives_an_address_and_we_do_not_spin() {
     let status = dirs.status();
     assert_eq!(status["phase"], "Bound");
     let pd = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "PrefixDelegated").unwrap();
-    assert_eq!(pd["status"], "False", "{status}");
+    assert_eq!((pd["status"].as_str(), pd["reason"].as_str()), (Some("False"), Some("NotOffered")), "{status}");
     // The DUID went out byte for byte.
     dnsmasq.wait_for_log("00:0a:00:03:00:01:4c:5e:0c:41:bf:39", SLOW).unwrap();
 
