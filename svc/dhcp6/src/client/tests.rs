@@ -190,20 +190,60 @@ fn bind(t0: Instant, cfg: Config, t1: u32, t2: u32, pl: u32, vl: u32) -> (Client
     (c, at)
 }
 
+/// The DHCPv6 payloads of an Ethernet capture.
+fn payloads(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let cap = runtime::pcap::parse(&std::fs::read(path).unwrap()).unwrap();
+    cap.packets
+        .iter()
+        .map(|p| {
+            // Ethernet (14) + IPv6 (40, next header UDP) + UDP (8).
+            assert_eq!(&p.data[12..14], &[0x86, 0xdd]);
+            assert_eq!(p.data[14 + 6], 17);
+            p.data[14 + 40 + 8..].to_vec()
+        })
+        .collect()
+}
+
 fn fiber7_payloads() -> Option<Vec<Vec<u8>>> {
     let path = runtime::testing::shared_capture("fiber7/dhcp6-advertise-reply-2018-05-14.pcap", "fiber7 replay")?;
-    let cap = runtime::pcap::parse(&std::fs::read(path).unwrap()).unwrap();
-    Some(
-        cap.packets
-            .iter()
-            .map(|p| {
-                // Ethernet (14) + IPv6 (40, next header UDP) + UDP (8).
-                assert_eq!(&p.data[12..14], &[0x86, 0xdd]);
-                assert_eq!(p.data[14 + 6], 17);
-                p.data[14 + 40 + 8..].to_vec()
-            })
-            .collect(),
-    )
+    Some(payloads(&path))
+}
+
+#[test]
+fn replays_kea_and_sends_what_kea_accepted_byte_for_byte() {
+    // captures/dhcp6-client-kea.pcap: this client against kea-dhcp6 2.2.0.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../captures/dhcp6-client-kea.pcap");
+    let p = payloads(&path);
+    assert_eq!(p.len(), 8);
+    let xid = |i: usize| -> [u8; 3] { p[i][1..4].try_into().unwrap() };
+    let rng = Script { xids: VecDeque::from([xid(0), xid(2), xid(4), xid(6)]), next: 0, rand: 0 };
+    let t0 = runtime::clock::now();
+    let mut c = Client::new(config(), rng, t0, None);
+
+    let (at, out) = next(&mut c);
+    assert_eq!(out.iter().map(|t| &t.bytes).collect::<Vec<_>>(), [&p[0]], "Solicit");
+    c.handle(at, &p[1]).unwrap();
+    let (at, out) = next(&mut c);
+    assert_eq!(out.iter().map(|t| &t.bytes).collect::<Vec<_>>(), [&p[2]], "Request");
+    c.handle(at, &p[3]).unwrap();
+    assert_eq!(c.take_events(), vec![Event::Bound]);
+    let lease = c.lease().unwrap();
+    assert_eq!(lease.prefix_list(), vec![(ip("2001:db8:8000::"), 48)]);
+    assert_eq!(lease.addresses[0].addr, ip("2001:db8:1::100"));
+    assert_eq!(lease.dns, vec![ip("2001:db8:1::53")]);
+    assert_eq!((lease.renew_at - at, lease.rebind_at - at), (s(5), s(2000)));
+    assert_eq!(lease.prefixes[0].valid_until - at, s(4000));
+
+    let (at, out) = next(&mut c);
+    assert_eq!(out.iter().map(|t| &t.bytes).collect::<Vec<_>>(), [&p[4]], "Renew at T1");
+    c.handle(at, &p[5]).unwrap();
+    assert_eq!(c.take_events(), vec![Event::Renewed]);
+
+    c.release(at + s(2));
+    let out = sends(&mut c, at + s(2));
+    assert_eq!(out.iter().map(|t| &t.bytes).collect::<Vec<_>>(), [&p[6]], "Release");
+    c.handle(at + s(2), &p[7]).unwrap();
+    assert!(c.is_released());
 }
 
 /// The client DUID the fiber7 capture's server echoes: `00 0a 00 03 00 01 4c 5e 0c 43 bf 39`.
