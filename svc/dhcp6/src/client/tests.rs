@@ -774,3 +774,93 @@ fn an_ia_with_t1_above_t2_is_discarded() {
     let adv = Srv::answering(MessageType::Advertise, &c).pd(200, 100, &[("2001:db8:8000::", 48, 300, 600)]);
     assert_eq!(c.handle(at, &adv.bytes()), Err(Drop::NoLeases));
 }
+
+/// A deterministic pseudo-random sequence for the fault injector.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn percent(&mut self, p: u64) -> bool {
+        self.next() % 100 < p
+    }
+}
+
+/// A small DHCPv6 server: always the same /48 and address, T1 30 min, T2
+/// 48 min, lifetimes 1 h/1.5 h.
+fn serve(request: &Message) -> Option<Srv> {
+    let reply = |kind| {
+        Srv::new(kind, request.xid())
+            .pd(1800, 2880, &[("2001:db8:8000::", 48, 3600, 5400)])
+            .na(1800, 2880, &[("2001:db8::5", 3600, 5400)])
+            .opt(DhcpOption::DomainNameServers(vec![ip("2001:db8::53")]))
+    };
+    match request.msg_type() {
+        MessageType::Solicit => Some(reply(MessageType::Advertise)),
+        MessageType::Request | MessageType::Renew | MessageType::Rebind => Some(reply(MessageType::Reply)),
+        MessageType::Release => Some(Srv::new(MessageType::Reply, request.xid())),
+        _ => None,
+    }
+}
+
+#[test]
+fn survives_loss_duplication_delay_and_truncation() {
+    // Both ways: 30 % lost, 10 % duplicated, 10 % cut short, up to 3 s late.
+    let t0 = runtime::clock::now();
+    let mut c = client_at(t0, config(), None);
+    let mut faults = Lcg(42);
+    // With RFC 8415's schedule a Renew is tried 7 times between T1 and T2
+    // and a Rebind 10 times before the lifetimes end: even this link keeps the prefix.
+    let mut in_flight: Vec<(Instant, Vec<u8>)> = Vec::new();
+    let mut now = t0;
+    let end = t0 + s(24 * 3600);
+    let mut bound_once = false;
+    while now < end {
+        for t in sends(&mut c, now) {
+            if faults.percent(30) {
+                continue;
+            }
+            let Some(answer) = serve(&decode(&t)) else { continue };
+            let mut bytes = answer.bytes();
+            if faults.percent(10) {
+                let keep = usize::try_from(faults.next()).unwrap() % bytes.len();
+                bytes.truncate(keep);
+            }
+            let copies = if faults.percent(10) { 2 } else { 1 };
+            for _ in 0..copies {
+                if !faults.percent(30) {
+                    let late = Duration::from_millis(faults.next() % 3000);
+                    in_flight.push((now + late, bytes.clone()));
+                }
+            }
+        }
+        in_flight.sort_by_key(|(at, _)| *at);
+        let next_delivery = in_flight.first().map(|(at, _)| *at);
+        now = [c.poll_at(), next_delivery].into_iter().flatten().min().unwrap().max(now);
+        while in_flight.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, bytes) = in_flight.remove(0);
+            let _ = c.handle(now, &bytes);
+        }
+        bound_once |= c.state_name() == "Bound";
+    }
+    assert!(bound_once);
+    let events = c.take_events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::PrefixLost { .. })),
+        "the prefix survived: {:?}",
+        events.iter().filter(|e| !matches!(e, Event::Renewed | Event::Rebound)).collect::<Vec<_>>()
+    );
+    assert_eq!(c.lease().unwrap().prefix_list(), vec![(ip("2001:db8:8000::"), 48)]);
+    assert_eq!(
+        c.counters().sent(MessageType::Solicit),
+        c.counters().sent(MessageType::Solicit).min(5),
+        "{:?}",
+        c.counters()
+    );
+    let sent: u64 = c.counters().sent.values().sum();
+    // A Renew every 30 min is 48 a day; retransmissions add some.
+    assert!((48..200).contains(&sent), "{sent} messages in a day: {:?}", c.counters());
+    assert!(c.counters().dropped(Drop::Malformed) > 0, "the truncation did happen");
+}
