@@ -233,10 +233,12 @@ impl Service {
                 prefix_length_hint: self.settings.prefix_length_hint,
             };
             let stored = self.stored.take();
-            if let Some(l) = &stored {
-                log_info!("stored lease: prefixes {}; rebinding", prefixes_text(l));
+            let text = stored.as_ref().map(summary);
+            let client = Client::new(config, OsRandom::new(), cx.now(), stored);
+            if let Some(text) = text {
+                log_info!("stored lease: {text}; {}", client.state_name());
             }
-            self.client = Some(Client::new(config, OsRandom::new(), cx.now(), stored));
+            self.client = Some(client);
             // Nothing to write yet: the file already holds what was stored.
             self.persisted_generation = Some(0);
         }

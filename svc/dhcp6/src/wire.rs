@@ -459,7 +459,6 @@ pub fn build(m: &Outbound<'_>) -> Vec<u8> {
     // Encoding into a Vec cannot run out of room, and every length we write
     // fits its field: DUIDs come from a file capped at 130 bytes and the IAs
     // hold a handful of 25-byte options.
-    #[allow(clippy::expect_used)]
     msg.encode(&mut Encoder::new(&mut out)).expect("encoding a client message into a Vec");
     out
 }

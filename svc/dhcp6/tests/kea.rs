@@ -144,7 +144,11 @@ fn kea_delegates_renews_rebinds_restarts_and_releases_a_48() {
     let status = dirs.status();
     assert_eq!(status["metrics"]["sent"]["solicit"], 0, "a restart with a valid lease rebinds: {status}");
     assert_eq!(status["metrics"]["sent"]["rebind"], 1, "{status}");
-    assert!(ours.log().contains("stored lease: prefixes"), "{}", ours.log());
+    assert!(
+        ours.log().contains("stored lease: prefixes") && ours.log().contains("RebindingAfterRestart"),
+        "{}",
+        ours.log()
+    );
 
     // Release: exit 125, an empty lease file, and kea records the lease as gone.
     ours.signal("USR2");
