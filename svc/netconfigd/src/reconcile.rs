@@ -164,11 +164,12 @@ fn links(plan: &Plan, k: &mut dyn Kernel, r: &mut StepReport) -> Result<(), Kern
         }
         if c != LinkChange::default() {
             // A link must be down to be renamed; it goes up again below.
-            if c.name.is_some() && l.up {
-                if let Err(e) = k.set_link(l.index, &LinkChange { up: Some(false), ..LinkChange::default() }) {
-                    r.errors.push(e.to_string());
-                    continue;
-                }
+            if c.name.is_some()
+                && l.up
+                && let Err(e) = k.set_link(l.index, &LinkChange { up: Some(false), ..LinkChange::default() })
+            {
+                r.errors.push(e.to_string());
+                continue;
             }
             match k.set_link(l.index, &c) {
                 Ok(()) => r.changes.push(describe_link_change(&l.name, &c)),

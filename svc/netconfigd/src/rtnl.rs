@@ -58,8 +58,11 @@ fn recv(s: &Socket) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Splits a datagram into `(type, flags, seq, payload)` messages.
-fn split(buf: &[u8]) -> io::Result<Vec<(u16, u16, u32, &[u8])>> {
+/// One netlink message of a datagram: type, flags, sequence number, payload.
+type Raw<'a> = (u16, u16, u32, &'a [u8]);
+
+/// Splits a datagram into its messages.
+fn split(buf: &[u8]) -> io::Result<Vec<Raw<'_>>> {
     let mut out = Vec::new();
     let mut rest = buf;
     while rest.len() >= 16 {
