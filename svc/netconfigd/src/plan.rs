@@ -482,6 +482,42 @@ pub(crate) mod tests {
         assert_golden("ruleset.nft", &text);
     }
 
+    /// The nfnetlink messages of the golden ruleset, one line each (type, family,
+    /// attributes in hex), so any change to the encoding shows in review. The
+    /// namespace tests prove the kernel accepts them and nft lists them as
+    /// testdata/ruleset.nft says.
+    #[test]
+    fn golden_ruleset_encoding_matches() {
+        use netlink_packet_core::{NlaBuffer, NlasIterator};
+        let g = golden();
+        let p = golden_plan(&g);
+        let tables: Vec<&Table> = p.tables.iter().collect();
+        let mut values = crate::nft::CounterValues::new();
+        values.insert(
+            (crate::nft::Family::Ip, "router7".into(), "fwded".into()),
+            crate::nft::CounterValue { packets: 23, bytes: 42 },
+        );
+        let msgs = crate::nft::replace_tables(&tables, &values);
+        let mut text = String::new();
+        for m in &msgs {
+            let hex: String = m.attrs.iter().map(|b| format!("{b:02x}")).collect();
+            text.push_str(&format!("{:?} {} flags {:#x}: {hex}\n", m.kind, m.family.name(), m.flags));
+            // Every attribute, nested ones included, is well formed.
+            fn walk(bytes: &[u8]) {
+                for nla in NlasIterator::new(bytes) {
+                    let nla: NlaBuffer<&[u8]> = nla.unwrap();
+                    if nla.nested_flag() {
+                        walk(nla.value());
+                    }
+                }
+            }
+            walk(&m.attrs);
+        }
+        assert_golden("ruleset-batch.txt", &text);
+        // The counter value read before a rebuild is written back.
+        assert!(text.contains(&format!("{:016x}", 42u64)) && text.contains(&format!("{:016x}", 23u64)));
+    }
+
     #[test]
     fn classless_routes_replace_the_router_option() {
         let g = golden();

@@ -163,8 +163,9 @@ fn links(plan: &Plan, k: &mut dyn Kernel, r: &mut StepReport) -> Result<(), Kern
             c.mac = Some(m);
         }
         if c != LinkChange::default() {
-            // A link must be down to be renamed; it goes up again below.
-            if c.name.is_some()
+            // A link must be down to be renamed (and some drivers refuse a new
+            // MAC while up); it goes up again below.
+            if (c.name.is_some() || c.mac.is_some())
                 && l.up
                 && let Err(e) = k.set_link(l.index, &LinkChange { up: Some(false), ..LinkChange::default() })
             {
@@ -179,7 +180,7 @@ fn links(plan: &Plan, k: &mut dyn Kernel, r: &mut StepReport) -> Result<(), Kern
                 }
             }
         }
-        if !l.up || c.name.is_some() {
+        if !l.up || c.name.is_some() || c.mac.is_some() {
             match k.set_link(l.index, &LinkChange { up: Some(true), ..LinkChange::default() }) {
                 Ok(()) if !l.up => r.changes.push(format!("set {} up", p.name)),
                 Ok(()) => {}

@@ -541,3 +541,53 @@ impl CounterReader {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_replaces_a_symlink_but_never_a_regular_file() {
+        let dir = std::env::temp_dir().join(format!("netconfigd-resolv-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("resolv.conf");
+        let mut k = Netlink::open(Path::new("/proc/sys"), &path).unwrap();
+        // Missing: created.
+        assert!(k.ensure_resolv_conf("nameserver 192.168.42.1\n").unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "nameserver 192.168.42.1\n");
+        // A regular file (ours or anybody's) stays.
+        fs::write(&path, "nameserver 9.9.9.9\n").unwrap();
+        assert!(!k.ensure_resolv_conf("nameserver 192.168.42.1\n").unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "nameserver 9.9.9.9\n");
+        // A symlink (gokrazy points it at /proc/net/pnp at boot) is replaced by a file.
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/proc/net/pnp", &path).unwrap();
+        assert!(k.ensure_resolv_conf("nameserver 192.168.42.1\n").unwrap());
+        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "nameserver 192.168.42.1\n");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn splits_datagrams_and_rejects_truncated_messages() {
+        let mut buf = Vec::new();
+        for (kind, payload) in [(3u16, vec![0u8; 4]), (2, vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3])] {
+            let len = 16 + payload.len();
+            buf.extend_from_slice(&u32::try_from(len).unwrap().to_ne_bytes());
+            buf.extend_from_slice(&kind.to_ne_bytes());
+            buf.extend_from_slice(&0u16.to_ne_bytes());
+            buf.extend_from_slice(&7u32.to_ne_bytes());
+            buf.extend_from_slice(&0u32.to_ne_bytes());
+            buf.extend_from_slice(&payload);
+            while buf.len() % 4 != 0 {
+                buf.push(0);
+            }
+        }
+        let msgs = split(&buf).unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!((msgs[1].0, msgs[1].2, error_code(msgs[1].3)), (2, 7, -1));
+        buf[0] = 200;
+        assert!(split(&buf).is_err(), "a length past the end is an error, not a panic");
+    }
+}

@@ -388,3 +388,39 @@ fn invalid_configuration_is_reported_and_the_last_good_state_stays() {
     }
     assert!(d.peer.log().contains("not applying:"), "{}", d.peer.log());
 }
+
+#[test]
+fn each_apply_tells_the_other_services() {
+    if !testbed::require("each_apply_tells_the_other_services", TOOLS) {
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let (ns, _park) = testnetconfig_links();
+    let dir = TempDir::new("ncfg5");
+    golden_perm(&dir);
+    // A stand-in "dnsd": a copy of sleep under that name, with its pid file where
+    // init would write it. SIGUSR1 ends it, which is how we see it arrived.
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let exe = dir.path().join("dnsd");
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let mut dnsd = std::process::Command::new(&exe).arg("60").spawn().unwrap();
+    for _ in 0..500 {
+        if std::fs::read_to_string(format!("/proc/{}/comm", dnsd.id())).is_ok_and(|c| c.trim() == "dnsd") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::fs::write(run.join("dnsd.pid"), format!("{}\n", dnsd.id())).unwrap();
+    let d = Daemon::start(&ns, dir, &[]);
+    d.wait_apply(0, "Applied");
+    let deadline = runtime::clock::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = dnsd.try_wait().unwrap() {
+            break s;
+        }
+        assert!(runtime::clock::now() < deadline, "dnsd was not signalled");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(10), "SIGUSR1");
+}
