@@ -34,6 +34,8 @@ pub const NOTIFY: [&str; 6] = ["dhcp4d", "dnsd", "radvd", "diagd", "captured", "
 pub const APPLY_TAG: u64 = 1;
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How often a missing interfaces.json is looked for again (besides SIGUSR1 and reload).
+const WAIT_POLL: Duration = Duration::from_secs(5);
 
 /// Counters of the shell, shared with the metrics threads.
 #[derive(Debug)]
@@ -170,6 +172,7 @@ pub struct Shell {
     signal_init: bool,
     retry_timer: Option<runtime::timer::TimerId>,
     backoff: Option<Duration>,
+    waiting: bool,
 }
 
 impl Shell {
@@ -186,7 +189,7 @@ impl Shell {
         let metrics = Arc::new(ShellMetrics::default());
         let pool = ListenerPool::new(port, metrics_handler(Arc::clone(&metrics)));
         let signal_init = args.flag("signal-init");
-        Ok(Self { args, control, kernel, metrics, pool, signal_init, retry_timer: None, backoff: None })
+        Ok(Self { args, control, kernel, metrics, pool, signal_init, retry_timer: None, backoff: None, waiting: false })
     }
 
     fn refresh_listeners(&mut self) {
@@ -209,7 +212,11 @@ impl Shell {
         let loaded = match load(&self.args.perm) {
             Ok(Load::Ready(l)) => l,
             Ok(Load::Waiting(path)) => {
-                log_info!("{} does not exist yet; waiting for it (SIGUSR1 or reload when written)", path.display());
+                if !self.waiting {
+                    log_info!("{} does not exist yet; waiting for it", path.display());
+                }
+                self.waiting = true;
+                self.retry_timer = Some(cx.add_timer(now + WAIT_POLL, APPLY_TAG));
                 self.control.set_phase(Phase::Pending);
                 self.control.set_condition(
                     "Config",
@@ -233,6 +240,7 @@ impl Shell {
                 return;
             }
         };
+        self.waiting = false;
         for w in &loaded.warnings {
             log_warn!("{w}");
         }
