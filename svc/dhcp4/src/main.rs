@@ -1,22 +1,21 @@
-//! dhcp4: the DHCPv4 client on the uplink.
-//!
-//! Not implemented yet (issue #3): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! dhcp4: the DHCPv4 client on the uplink. The binary is the shell around the
+//! library's sans-IO core: see `shell.rs` (sockets, control API, signals) and
+//! `store.rs` (files).
 #![forbid(unsafe_code)]
+
+mod shell;
+mod store;
 
 use runtime::cli::Spec;
 
 const SPEC: Spec = Spec {
     name: "dhcp4",
-    about: "the DHCPv4 client on the uplink (not implemented yet)",
+    about: "the DHCPv4 client on the uplink: keeps /perm/dhcp4/wire/lease.json current",
     uplink: true,
     lan: false,
     options: &[],
 };
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("dhcp4 is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }

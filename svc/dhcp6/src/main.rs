@@ -1,22 +1,19 @@
-//! dhcp6: the DHCPv6 client with prefix delegation on the uplink.
-//!
-//! Not implemented yet (issue #4): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! dhcp6: the DHCPv6 client with prefix delegation on the uplink. The core is
+//! the library; this binary is the shell (see `shell.rs`).
 #![forbid(unsafe_code)]
+
+mod shell;
 
 use runtime::cli::Spec;
 
 const SPEC: Spec = Spec {
     name: "dhcp6",
-    about: "the DHCPv6 client with prefix delegation on the uplink (not implemented yet)",
+    about: "the DHCPv6 client with prefix delegation on the uplink",
     uplink: true,
     lan: false,
     options: &[],
 };
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("dhcp6 is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }
