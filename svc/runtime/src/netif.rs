@@ -30,6 +30,13 @@ pub fn mac(name: &str) -> io::Result<[u8; 6]> {
         .map_err(|e| io::Error::new(e.kind(), format!("interface {name}: {e}")))
 }
 
+/// Brings interface `name` up (init does this for `lo`).
+pub fn set_up(name: &str) -> io::Result<()> {
+    let sock = ioctl_socket()?;
+    crate::sys::set_interface_up(sock.as_fd(), name)
+        .map_err(|e| io::Error::new(e.kind(), format!("interface {name}: {e}")))
+}
+
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 #[must_use]
 pub fn format_mac(mac: [u8; 6]) -> String {

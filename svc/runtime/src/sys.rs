@@ -1,6 +1,7 @@
 //! The syscalls rustix does not offer, in one place: signal masks and `signalfd`,
 //! `AF_PACKET` sockets (`sockaddr_ll`, `SO_ATTACH_FILTER`), `SO_BINDTODEVICE`,
-//! `SIOCGIFHWADDR` and `getifaddrs`.
+//! `SIOCGIFHWADDR`, `SIOCSIFFLAGS` and `getifaddrs`; and the one `unsafe` std
+//! call a supervisor needs, `CommandExt::pre_exec` ([`set_child_setup`]).
 //!
 //! rustix lists `sigprocmask`, `sigaction` and `signalfd` as not implemented
 //! (`rustix/src/not_implemented.rs`) and has no `sockaddr_ll`, so these go through `libc`.
@@ -13,6 +14,8 @@ use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// Turns a `-1` return into the thread's `errno` as an [`io::Error`].
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -72,6 +75,97 @@ pub fn signal_thread(signal: i32) -> io::Result<()> {
     // SAFETY: tgkill(2) with our own pid and tid; the kernel validates the signal.
     let ret = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) };
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Who a child runs as, set between `fork` and `exec` by [`set_child_setup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User id (0 keeps root, with only `capabilities` left in its bounding set).
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (replacing the parent's).
+    pub groups: Vec<u32>,
+    /// Capabilities as a bit mask (`1 << CAP_NET_RAW` …): the child's permitted,
+    /// effective, inheritable and ambient sets, so they survive `exec` of an
+    /// ordinary binary; every other capability leaves the bounding set.
+    pub capabilities: u64,
+    /// The highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
+    pub last_cap: u32,
+}
+
+/// What a supervisor sets up in a child between `fork` and `exec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildSetup {
+    /// Start a new session, so the child leads its own process group.
+    pub new_session: bool,
+    /// Make fd 0, a terminal, the new session's controlling terminal (needs `new_session`).
+    pub controlling_tty: bool,
+    /// Drop to these credentials (needs root); `None` keeps ours.
+    pub credentials: Option<Credentials>,
+}
+
+/// Arranges for `cmd`'s child to reset its signal mask and dispositions
+/// ([`reset_signals_for_child`]), then apply `setup`, just before `exec`:
+/// `setsid`, `TIOCSCTTY`, and for credentials: keep capabilities across the
+/// uid change, shrink the bounding set, `setgroups`, `setresgid`, `setresuid`,
+/// `capset` and `PR_CAP_AMBIENT_RAISE` for each wanted capability, then
+/// `PR_SET_NO_NEW_PRIVS`. Any failure aborts the spawn with that errno.
+pub fn set_child_setup(cmd: &mut Command, setup: ChildSetup) {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
+    // Everything the child needs is computed here, before fork: after it only
+    // async-signal-safe work is allowed (raw syscalls, no allocation).
+    let groups: Vec<rustix::fs::Gid> =
+        setup.credentials.iter().flat_map(|c| c.groups.iter().map(|&g| rustix::fs::Gid::from_raw(g))).collect();
+    let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
+    let child = move || -> io::Result<()> {
+        reset_signals_for_child()?;
+        if setup.new_session {
+            rustix::process::setsid().map_err(errno)?;
+        }
+        if setup.controlling_tty {
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()).map_err(errno)?;
+        }
+        let Some(creds) = &setup.credentials else {
+            return Ok(());
+        };
+        let wanted = CapabilitySet::from_bits_retain(creds.capabilities);
+        rustix::thread::set_keep_capabilities(true).map_err(errno)?;
+        for cap in 0..=creds.last_cap.min(63) {
+            let bit = CapabilitySet::from_bits_retain(1 << cap);
+            if !wanted.contains(bit) {
+                match rustix::thread::remove_capability_from_bounding_set(bit) {
+                    // A capability this kernel does not know is not in the set either.
+                    Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                    Err(e) => return Err(errno(e)),
+                }
+            }
+        }
+        rustix::thread::set_thread_groups(&groups).map_err(errno)?;
+        let gid = rustix::fs::Gid::from_raw(creds.gid);
+        rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(errno)?;
+        let uid = rustix::fs::Uid::from_raw(creds.uid);
+        rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(errno)?;
+        let sets = CapabilitySets { effective: wanted, permitted: wanted, inheritable: wanted };
+        rustix::thread::set_capabilities(None, sets).map_err(errno)?;
+        if creds.uid != 0 {
+            for cap in 0..64 {
+                let bit = CapabilitySet::from_bits_retain(1 << cap);
+                if wanted.contains(bit) {
+                    rustix::thread::configure_capability_in_ambient_set(bit, true).map_err(errno)?;
+                }
+            }
+        }
+        rustix::thread::set_no_new_privs(true).map_err(errno)?;
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec. It only makes
+    // raw syscalls through rustix (and `reset_signals_for_child`, which is
+    // async-signal-safe), reads data captured before the fork, and builds
+    // errors with `from_raw_os_error`, which does not allocate.
+    unsafe {
+        cmd.pre_exec(child);
+    }
 }
 
 /// One signal read from a `signalfd`.
@@ -284,6 +378,21 @@ pub fn interface_mac(fd: BorrowedFd<'_>, ifname: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// Sets `IFF_UP` on an interface (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS`) through
+/// `fd`, any socket of the network namespace to change. Bringing `lo` up also
+/// gives it 127.0.0.1/8 and ::1: the kernel adds those itself.
+pub fn set_interface_up(fd: BorrowedFd<'_>, ifname: &str) -> io::Result<()> {
+    let mut req = ifreq_for(ifname)?;
+    // SAFETY: `req` is a valid ifreq naming the interface; SIOCGIFFLAGS fills ifru_flags.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: `req` names the interface and carries the flags to set.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
 /// One address of one interface, from `getifaddrs(3)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddr {
@@ -362,4 +471,72 @@ pub fn interface_addrs() -> io::Result<Vec<InterfaceAddr>> {
     // SAFETY: `head` came from getifaddrs and is freed exactly once.
     unsafe { libc::freeifaddrs(head) };
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn status_field(status: &str, field: &str) -> String {
+        status.lines().find_map(|l| l.strip_prefix(field)).unwrap_or_default().trim().to_owned()
+    }
+
+    #[test]
+    fn child_setup_drops_to_the_user_with_only_the_wanted_capabilities() {
+        if !crate::testing::root("child_setup_drops_to_the_user_with_only_the_wanted_capabilities") {
+            return;
+        }
+        let net_raw = 1u64 << 13;
+        let kill = 1u64 << 5;
+        let mut cmd = Command::new("/bin/cat");
+        cmd.arg("/proc/self/status");
+        set_child_setup(
+            &mut cmd,
+            ChildSetup {
+                new_session: true,
+                controlling_tty: false,
+                credentials: Some(Credentials {
+                    uid: 65534,
+                    gid: 65533,
+                    groups: vec![65532],
+                    capabilities: net_raw | kill,
+                    last_cap: 40,
+                }),
+            },
+        );
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let status = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(status_field(&status, "Uid:"), "65534\t65534\t65534\t65534");
+        assert_eq!(status_field(&status, "Gid:"), "65533\t65533\t65533\t65533");
+        assert_eq!(status_field(&status, "Groups:"), "65532");
+        for set in ["CapInh:", "CapPrm:", "CapEff:", "CapAmb:", "CapBnd:"] {
+            assert_eq!(status_field(&status, set), format!("{:016x}", net_raw | kill), "{set}\n{status}");
+        }
+        assert_eq!(status_field(&status, "NoNewPrivs:"), "1");
+        assert_eq!(status_field(&status, "SigBlk:"), "0000000000000000");
+    }
+
+    #[test]
+    fn bringing_loopback_up_in_a_fresh_namespace_gives_it_its_addresses() {
+        if !crate::testing::root("bringing_loopback_up_in_a_fresh_namespace_gives_it_its_addresses") {
+            return;
+        }
+        // unshare(CLONE_NEWNET) moves only this thread, so the test runs on its own.
+        let addrs = std::thread::spawn(|| {
+            // SAFETY: NEWNET leaves the file descriptor table shared and intact.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }.unwrap();
+            let before = interface_addrs().unwrap();
+            let sock =
+                rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None).unwrap();
+            set_interface_up(sock.as_fd(), "lo").unwrap();
+            (before, interface_addrs().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert!(addrs.0.iter().all(|a| !a.up), "lo starts down: {:?}", addrs.0);
+        let lo: Vec<IpAddr> = addrs.1.iter().filter(|a| a.ifname == "lo" && a.up).map(|a| a.addr).collect();
+        assert!(lo.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{lo:?}");
+    }
 }
