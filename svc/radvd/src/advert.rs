@@ -130,21 +130,12 @@ impl RouterAdvert {
         }
     }
 
-    /// Bytes on the wire.
-    #[must_use]
-    pub fn buffer_len(&self) -> usize {
-        self.header_repr().buffer_len()
-            + PIO_LEN * self.prefixes.len()
-            + self.rdnss.as_ref().map_or(0, Rdnss::buffer_len)
-            + self.dnssl.as_ref().map_or(0, Dnssl::buffer_len)
-    }
-
     /// The ICMPv6 message, checksum left zero. Options come in a fixed order:
     /// source link-layer address, MTU, prefixes, RDNSS, DNSSL.
     #[must_use]
     pub fn emit(&self) -> Vec<u8> {
         let header = self.header_repr();
-        let mut buf = vec![0u8; self.buffer_len()];
+        let mut buf = vec![0u8; header.buffer_len() + PIO_LEN * self.prefixes.len()];
         let mut at = header.buffer_len();
         header.emit(&mut Icmpv6Packet::new_unchecked(&mut buf[..at]));
         // smoltcp knows M and O; the preference bits (RFC 4191 §2.2) are ours.
@@ -163,15 +154,21 @@ impl RouterAdvert {
             pio.emit(&mut NdiscOption::new_unchecked(&mut buf[at..at + PIO_LEN]));
             at += PIO_LEN;
         }
-        // The lengths were counted in buffer_len above, so these cannot fall short;
-        // an error would leave zeros, which the test of every emitted RA catches.
+        debug_assert_eq!(at, buf.len());
+        // An option that cannot be encoded (no server, a name that is not a
+        // DNS name) is left out rather than sent malformed.
         if let Some(r) = &self.rdnss {
-            at += r.emit(&mut buf[at..]).unwrap_or(0);
+            let mut opt = vec![0u8; r.buffer_len()];
+            if r.emit(&mut opt).is_ok() {
+                buf.extend_from_slice(&opt);
+            }
         }
         if let Some(d) = &self.dnssl {
-            at += d.emit(&mut buf[at..]).unwrap_or(0);
+            let mut opt = vec![0u8; d.buffer_len()];
+            if d.emit(&mut opt).is_ok() {
+                buf.extend_from_slice(&opt);
+            }
         }
-        debug_assert_eq!(at, buf.len());
         buf
     }
 
@@ -351,6 +348,23 @@ mod tests {
         assert_eq!(bytes.len(), HEADER_LEN + 2 * PIO_LEN);
         assert_eq!(bytes[5], 0b1101_1000, "M, O and preference low");
         assert_eq!(RouterAdvert::parse(&bytes).unwrap(), ra);
+    }
+
+    #[test]
+    fn a_search_list_that_is_not_dns_names_is_left_out_not_sent_malformed() {
+        // Found by the `advert` fuzz target: labels holding control bytes and a dot.
+        #[rustfmt::skip]
+        let bytes = [
+            0x86, 0x00, 0x75, 0x30, 0x00, 0x00, 0x03, 0xe8, 0xc8, 0x01, 0x01, 0x02, 0x05, 0x03, 0x06, 0x04,
+            0x1f, 0x03, 0x75, 0x30, 0x00, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x2e, 0x01, 0x01,
+            0x01, 0x00, 0x01, 0x34, 0x00, 0x01, 0x00, 0x00,
+        ];
+        let ra = RouterAdvert::parse(&bytes).unwrap();
+        assert_eq!(ra.dnssl.as_ref().unwrap().domains.len(), 2);
+        let emitted = ra.emit();
+        assert_eq!(emitted.len(), HEADER_LEN, "no zeros where the option would have been");
+        let again = RouterAdvert::parse(&emitted).unwrap();
+        assert_eq!(again, RouterAdvert { dnssl: None, ..ra });
     }
 
     #[test]

@@ -183,9 +183,31 @@ impl Dnssl {
         (HEADER + self.names_len()).div_ceil(8) * 8
     }
 
-    /// Writes the option at the start of `buf`; returns its length.
+    /// The first name that cannot be sent: not a DNS name (see
+    /// [`is_valid_domain`]) or with a trailing dot (parsed labels may hold any byte).
+    fn unencodable(&self) -> Option<&String> {
+        self.domains.iter().find(|d| !is_valid_domain(d) || d.ends_with('.'))
+    }
+
+    /// Whether [`Dnssl::emit`] can encode every name.
+    #[must_use]
+    pub fn is_encodable(&self) -> bool {
+        !self.domains.is_empty() && self.unencodable().is_none()
+    }
+
+    /// Writes the option at the start of `buf`; returns its length. Names that
+    /// cannot be encoded (see [`Dnssl::is_encodable`]) are refused.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, OptionError> {
+        if self.domains.is_empty() {
+            return Err(OptionError::Malformed("no domain"));
+        }
+        if let Some(bad) = self.unencodable() {
+            return Err(OptionError::InvalidName(bad.clone()));
+        }
         let len = self.buffer_len();
+        if len > 255 * 8 {
+            return Err(OptionError::TooLong);
+        }
         let data = emit_header(buf, DNSSL, len, self.lifetime)?;
         let mut at = 0;
         for domain in &self.domains {
@@ -303,6 +325,15 @@ mod tests {
         let opt = Rdnss { lifetime: 1, servers: vec![Ipv6Addr::LOCALHOST] };
         assert_eq!(opt.emit(&mut [0u8; 23]), Err(OptionError::BufferTooShort));
         assert!(Rdnss { lifetime: 1, servers: vec![] }.emit(&mut [0u8; 64]).is_err());
+        // Parsed names may hold any bytes; they are not sent on.
+        let odd = Dnssl { lifetime: 1, domains: vec!["a\u{1}.b".into()] };
+        assert_eq!(odd.emit(&mut [0u8; 64]), Err(OptionError::InvalidName("a\u{1}.b".into())));
+        // Found by the `advert` fuzz target: a parsed label "la." (the dot inside it).
+        let dotted = Dnssl::parse(&[31, 2, 0, 0, 0, 0, 7, 8, 3, b'l', b'a', b'.', 0, 0, 0, 0]).unwrap();
+        assert_eq!(dotted.domains, ["la."]);
+        assert!(!dotted.is_encodable());
+        assert!(dotted.emit(&mut [0u8; 64]).is_err());
+        assert!(Dnssl { lifetime: 1, domains: vec![] }.emit(&mut [0u8; 64]).is_err());
     }
 
     #[test]
