@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Host, Lan, ROUTER_LL, ROUTER7_LEASE, addr_block, lease_for};
+use common::{Host, LISTENING, Lan, ROUTER_LL, ROUTER7_LEASE, addr_block, lease_for};
 
 /// Seconds of `valid_lft` or `preferred_lft` in an address block.
 fn lifetime(block: &str, key: &str) -> u64 {
@@ -25,7 +25,7 @@ fn kernel_slaac_follows_our_prefixes_and_deprecates_a_removed_one() {
     if !testbed::require("kernel_slaac_follows_our_prefixes_and_deprecates_a_removed_one", &[]) {
         return;
     }
-    let lan = Lan::start("slaac", Host::Slaac, Some(ROUTER7_LEASE), &["--metrics-port", "0"]);
+    let mut lan = Lan::start("slaac", Host::Slaac, Some(ROUTER7_LEASE), &["--metrics-port", "0"]);
 
     let text = lan.wait_lan("a SLAAC address and a default route", WAIT, |t| {
         t.contains(&format!("inet6 {OLD_ADDR}/64 scope global dynamic"))
@@ -77,9 +77,9 @@ fn a_restart_with_a_new_delegation_deprecates_the_old_prefix() {
     let mut lan = Lan::start("rest", Host::Slaac, Some(ROUTER7_LEASE), &["--metrics-port", "0"]);
     lan.wait_lan("a SLAAC address", WAIT, |t| t.contains(&format!("inet6 {OLD_ADDR}/64 scope global dynamic")));
     // The router reboots; dhcp6 comes back with another prefix before radvd starts.
-    lan.radvd.stop();
+    lan.radvd().stop();
     lan.write_lease(&lease_for("2a02:168:4b00::"));
-    lan.restart_radvd(&["--metrics-port", "0"]);
+    lan.spawn(&["--metrics-port", "0"], LISTENING);
     lan.wait_lan("the old address deprecated after the restart", WAIT, |t| {
         t.contains(&format!("inet6 {NEW_ADDR}/64"))
             && addr_block(t, OLD_ADDR).is_some_and(|b| b.contains("deprecated") && b.contains("preferred_lft 0sec"))

@@ -16,7 +16,6 @@ use common::{HOST_LL, Host, Lan, ROUTER_LL, ROUTER7_LEASE};
 use radvd::advert::RouterAdvert;
 use runtime::sys;
 use rustix::net::{AddressFamily, SocketFlags, SocketType, ipproto};
-use serde_json::Value;
 use testbed::veth;
 
 const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
@@ -76,19 +75,6 @@ impl HostSocket {
     }
 }
 
-/// Polls the status until `check` holds.
-fn wait_status(lan: &Lan, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = runtime::clock::now() + Duration::from_secs(20);
-    loop {
-        let s = lan.status();
-        if check(&s) {
-            return s;
-        }
-        assert!(runtime::clock::now() < deadline, "{what}: {}", s["counters"]);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn valid_solicitations_are_answered_with_hop_limit_255_and_invalid_ones_counted() {
     if !testbed::require("valid_solicitations_are_answered_with_hop_limit_255_and_invalid_ones_counted", &["promtool"])
@@ -99,7 +85,7 @@ fn valid_solicitations_are_answered_with_hop_limit_255_and_invalid_ones_counted(
     let router_ll: Ipv6Addr = ROUTER_LL.parse().unwrap();
     let host_ll: Ipv6Addr = HOST_LL.parse().unwrap();
     // The fast start's first RA went out when radvd started; the next is 16 s away.
-    wait_status(&lan, "the first RA", |s| s["counters"]["advertisements_sent"]["unsolicited"] == 1);
+    lan.wait_status("the first RA", |s| s["counters"]["advertisements_sent"]["unsolicited"] == 1);
     lan.lan.enter(|| {
         let host = HostSocket::open("eth0");
         // A host with an address and a link-layer address: answered directly.
@@ -121,7 +107,7 @@ fn valid_solicitations_are_answered_with_hop_limit_255_and_invalid_ones_counted(
         zero[9] = 0;
         host.solicit(&zero, 255);
     });
-    let s = wait_status(&lan, "the drops counted", |s| {
+    let s = lan.wait_status("the drops counted", |s| {
         let d = &s["counters"]["dropped"];
         d["hop_limit"] == 1 && d["bad_code"] == 1 && d["bad_option"] == 1
     });

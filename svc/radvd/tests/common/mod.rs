@@ -17,18 +17,14 @@ pub const HOST_LL: &str = "fe80::73:53ff:fe00:beef";
 /// router7's own lease.json format: a /48, no lifetimes.
 pub const ROUTER7_LEASE: &str = r#"{"valid_until":"2030-01-01T00:00:00Z","prefixes":[{"IP":"2a02:168:4a00::","Mask":"////////AAAAAAAAAAAAAA=="}],"dns":[]}"#;
 
-/// A lease of ours delegating `prefix` (`2a02:168:4b00::`, a /48).
+/// When radvd counts as started: its socket is open on lan0.
+pub const LISTENING: &str = "listening for router solicitations on lan0";
+
+/// A lease delegating the /48 at `ip`, in router7's format.
 pub fn lease_for(ip: &str) -> String {
     format!(
         r#"{{"valid_until":"2030-01-01T00:00:00Z","prefixes":[{{"IP":"{ip}","Mask":"////////AAAAAAAAAAAAAA=="}}],"dns":[]}}"#
     )
-}
-
-pub struct Lan {
-    pub radvd: Peer,
-    pub dir: TempDir,
-    pub lan: Netns,
-    pub router: Netns,
 }
 
 /// How the LAN side behaves.
@@ -40,9 +36,25 @@ pub enum Host {
     Quiet,
 }
 
+/// Fields drop in order: radvd first, the namespaces last.
+pub struct Lan {
+    radvd: Option<Peer>,
+    pub dir: TempDir,
+    pub lan: Netns,
+    pub router: Netns,
+}
+
 impl Lan {
-    /// Starts the namespaces and radvd with `lease` (if any) in place.
+    /// Starts the namespaces, the link between them, and radvd with `lease` (if any) in place.
     pub fn start(tag: &str, host: Host, lease: Option<&str>, args: &[&str]) -> Self {
+        let mut lan = Self::new(tag, host, lease);
+        lan.connect();
+        lan.spawn(args, LISTENING);
+        lan
+    }
+
+    /// The namespaces and files, without the link and without radvd.
+    pub fn new(tag: &str, host: Host, lease: Option<&str>) -> Self {
         let router = Netns::new(&format!("{tag}r"));
         let lan = Netns::new(&format!("{tag}l"));
         router.sysctl("net.ipv6.conf.all.forwarding", "1");
@@ -50,32 +62,39 @@ impl Lan {
         let accept_ra = if host == Host::Slaac { "1" } else { "0" };
         lan.sysctl("net.ipv6.conf.all.accept_ra", accept_ra);
         lan.sysctl("net.ipv6.conf.default.accept_ra", accept_ra);
-        veth(&router, "lan0", ROUTER_MAC, &lan, "eth0", HOST_MAC);
-        router.wait_for_link_local("lan0");
-        lan.wait_for_link_local("eth0");
         let dir = TempDir::new("radvd");
         if let Some(lease) = lease {
             write(&dir.path().join("perm/dhcp6/wire/lease.json"), lease);
         }
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
-        let radvd = Self::spawn_radvd(&router, dir.path(), args);
-        Self { radvd, dir, lan, router }
+        Self { radvd: None, dir, lan, router }
     }
 
-    fn spawn_radvd(router: &Netns, dir: &Path, args: &[&str]) -> Peer {
-        let perm = dir.join("perm").display().to_string();
-        let run = dir.join("run").display().to_string();
+    /// Creates lan0 ↔ eth0 and waits for their link-local addresses.
+    pub fn connect(&self) {
+        veth(&self.router, "lan0", ROUTER_MAC, &self.lan, "eth0", HOST_MAC);
+        self.router.wait_for_link_local("lan0");
+        self.lan.wait_for_link_local("eth0");
+    }
+
+    /// Starts radvd (again), ready when its log shows `ready`.
+    pub fn spawn(&mut self, args: &[&str], ready: &str) {
+        let perm = self.dir.path().join("perm").display().to_string();
+        let run = self.dir.path().join("run").display().to_string();
         let mut all = vec!["--perm", &perm, "--run", &run, "--lan", "lan0", "--debug"];
         all.extend_from_slice(args);
-        let mut spec = PeerSpec::new("radvd", env!("CARGO_BIN_EXE_radvd"), &all)
-            .ready_on_log("listening for router solicitations on lan0");
+        let mut spec = PeerSpec::new("radvd", env!("CARGO_BIN_EXE_radvd"), &all).ready_on_log(ready);
         spec.timeout = Duration::from_secs(30);
-        router.spawn(spec)
+        self.radvd = Some(self.router.spawn(spec));
     }
 
-    /// Starts radvd again (after `radvd.stop()`), on the same files.
-    pub fn restart_radvd(&mut self, args: &[&str]) {
-        self.radvd = Self::spawn_radvd(&self.router, self.dir.path(), args);
+    /// The running radvd.
+    pub fn radvd(&mut self) -> &mut Peer {
+        self.radvd.as_mut().expect("radvd was started")
+    }
+
+    fn log(&self) -> String {
+        self.radvd.as_ref().map(Peer::log).unwrap_or_default()
     }
 
     pub fn perm(&self) -> PathBuf {
@@ -86,9 +105,14 @@ impl Lan {
         write(&self.perm().join("dhcp6/wire/lease.json"), text);
     }
 
+    /// Writes `<perm>/radvd/<name>`.
+    pub fn write_own(&self, name: &str, text: &str) {
+        write(&self.perm().join("radvd").join(name), text);
+    }
+
     /// What dhcp6 and netconfigd do after a change.
-    pub fn sigusr1(&self) {
-        self.radvd.signal("USR1");
+    pub fn sigusr1(&mut self) {
+        self.radvd().signal("USR1");
     }
 
     fn control(&self, method: &str, path: &str) -> Value {
@@ -106,6 +130,27 @@ impl Lan {
         events["events"].as_array().unwrap().iter().map(|e| e["topic"].as_str().unwrap().to_owned()).collect()
     }
 
+    /// Polls the control API's status until `check` holds.
+    pub fn wait_status(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = runtime::clock::now() + Duration::from_secs(30);
+        loop {
+            let s = self.status();
+            if check(&s) {
+                return s;
+            }
+            assert!(runtime::clock::now() < deadline, "{what}: {s}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// rdisc6's report of the RA it gets on `ifname` (it solicits one).
+    pub fn rdisc6(&self, ifname: &str) -> String {
+        let out = self.lan.exec("rdisc6", &["-1", "-w", "3000", ifname]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "rdisc6 failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    }
+
     /// Waits until `check` holds for the LAN's `ip -6 addr`/`route` text, or panics with it.
     pub fn wait_lan(&self, what: &str, timeout: Duration, check: impl Fn(&str) -> bool) -> String {
         let deadline = runtime::clock::now() + timeout;
@@ -117,7 +162,7 @@ impl Lan {
             if check(&text) {
                 return text;
             }
-            assert!(runtime::clock::now() < deadline, "{what}: not after {timeout:?}:\n{text}\n{}", self.radvd.log());
+            assert!(runtime::clock::now() < deadline, "{what}: not after {timeout:?}:\n{text}\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
