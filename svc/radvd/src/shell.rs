@@ -39,6 +39,9 @@ const SOCKET: Token = Token(0);
 const MAX_PACKETS_PER_TURN: usize = 64;
 /// How often to look for a missing LAN interface besides SIGUSR1 from netconfigd.
 const INTERFACE_RETRY: Duration = Duration::from_secs(10);
+/// How often to look for the link-local address of an interface that has none
+/// yet (no carrier, or the address is still being created).
+const LINK_LOCAL_RETRY: Duration = Duration::from_secs(2);
 /// The longest wait before refreshing the interface after failed sends.
 const MAX_SEND_BACKOFF: Duration = Duration::from_secs(60);
 /// Default `/metrics` port (radvd's own; router7 had none).
@@ -83,7 +86,12 @@ struct Service {
     control: Control,
     socket: Option<Icmpv6Socket>,
     link: Option<Link>,
+    /// Why the interface cannot be used (a condition reason and a message).
     link_problem: Option<(&'static str, String)>,
+    /// The socket cannot be opened for good (no CAP_NET_RAW): phase Error.
+    fatal: bool,
+    /// The last problem logged, so a retry every few seconds logs it once.
+    logged_problem: Option<String>,
     retry_at: Option<Instant>,
     send_backoff: Duration,
     last_send_error_log: Option<Instant>,
@@ -116,6 +124,8 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         socket: None,
         link: None,
         link_problem: None,
+        fatal: false,
+        logged_problem: None,
         retry_at: None,
         send_backoff: Duration::from_secs(1),
         last_send_error_log: None,
@@ -201,6 +211,7 @@ impl Service {
     /// core the current inputs (which sends a fresh RA).
     fn refresh(&mut self, registry: &Registry, now: Instant) {
         self.retry_at = None;
+        self.fatal = false;
         self.link = self.read_link();
         match self.link {
             None => {
@@ -217,10 +228,24 @@ impl Service {
                         }
                         Err(e) => self.socket_failed(now, format!("register: {e}")),
                     },
-                    Err(e) => self.socket_failed(now, format!("{}: {e}", self.lan)),
+                    Err(e) => {
+                        self.fatal = e.kind() == io::ErrorKind::PermissionDenied;
+                        self.socket_failed(now, format!("{}: {e}", self.lan));
+                    }
                 }
             }
             Some(_) => {}
+        }
+        if self.link.is_some_and(|l| l.link_local.is_none()) {
+            self.retry_at = Some(now + LINK_LOCAL_RETRY);
+        }
+        match &self.link_problem {
+            Some((_, message)) if self.logged_problem.as_ref() != Some(message) => {
+                log_warn!("{message}; waiting for it");
+                self.logged_problem = Some(message.clone());
+            }
+            Some(_) => {}
+            None => self.logged_problem = None,
         }
         let (prefixes, warnings) = prefixes::collect(self.files.lease.as_ref(), &self.files.extras);
         for w in warnings {
@@ -233,8 +258,7 @@ impl Service {
     }
 
     fn socket_failed(&mut self, now: Instant, message: String) {
-        log_error!("cannot open the ICMPv6 socket: {message}");
-        self.link_problem = Some(("SocketError", message));
+        self.link_problem = Some(("SocketError", format!("cannot open the ICMPv6 socket: {message}")));
         self.retry_at = Some(now + INTERFACE_RETRY);
     }
 
@@ -249,9 +273,6 @@ impl Service {
         let ifindex = match runtime::netif::index(&self.lan) {
             Ok(i) => i,
             Err(e) => {
-                if self.link.is_some() || self.link_problem.is_none() {
-                    log_warn!("{e}; waiting for it");
-                }
                 self.link_problem = Some(("InterfaceMissing", e.to_string()));
                 return None;
             }
@@ -363,6 +384,7 @@ impl Service {
 
     fn publish(&self, now: Instant) {
         let mut status = self.core.status(now);
+        let has_prefix = status["prefixes"].as_array().is_some_and(|a| !a.is_empty());
         // Relative times go stale in a published status; wall times do not.
         let wall_now = runtime::clock::wall_now();
         let at = |secs: &Value, later: bool| {
@@ -395,7 +417,6 @@ impl Service {
             _ if socket_ok => self.control.set_condition("InterfaceReady", Some(true), "Listening", &self.lan),
             _ => self.control.set_condition("InterfaceReady", Some(false), "NotReady", &self.lan),
         }
-        let has_prefix = self.core.status(now)["prefixes"].as_array().is_some_and(|a| !a.is_empty());
         if has_prefix {
             self.control.set_condition("PrefixAvailable", Some(true), "Delegated", "");
         } else {
@@ -406,7 +427,13 @@ impl Service {
         } else {
             self.control.set_condition("InputsValid", Some(false), "InvalidFile", &self.files.problems.join("; "));
         }
-        let phase = if self.core.advertising_prefixes() { Phase::Up } else { Phase::Pending };
+        let phase = if self.fatal {
+            Phase::Error
+        } else if self.core.advertising_prefixes() {
+            Phase::Up
+        } else {
+            Phase::Pending
+        };
         if self.control.phase() != phase {
             self.control.set_phase(phase);
         }

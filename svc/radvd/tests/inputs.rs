@@ -8,8 +8,10 @@ mod common;
 
 use common::{Host, LISTENING, Lan, ROUTER7_LEASE};
 
+/// The condition `kind` of a status (`null` while not yet published).
 fn condition<'a>(status: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
-    status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap()
+    static NONE: serde_json::Value = serde_json::Value::Null;
+    status["conditions"].as_array().and_then(|a| a.iter().find(|c| c["type"] == kind)).unwrap_or(&NONE)
 }
 
 #[test]
@@ -19,9 +21,10 @@ fn waits_for_the_lan_interface_and_advertises_once_it_appears() {
     }
     let mut lan = Lan::new("late", Host::Quiet, Some(ROUTER7_LEASE));
     lan.spawn(&["--metrics-port", "0"], "waiting for it");
-    let s = lan.status();
+    let s = lan.wait_status("the missing interface reported", |s| {
+        condition(s, "InterfaceReady")["reason"] == "InterfaceMissing"
+    });
     assert_eq!(s["phase"], "Pending");
-    assert_eq!(condition(&s, "InterfaceReady")["reason"], "InterfaceMissing");
     // netconfigd creates lan0, then signals us.
     lan.connect();
     lan.sigusr1();
