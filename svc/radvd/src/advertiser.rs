@@ -6,7 +6,7 @@
 //! A prefix is in one of three states:
 //! - **current**: advertised with its lifetimes (valid 7200 s, preferred 1800 s
 //!   by default), never longer than what is left of its DHCPv6 lifetimes
-//!   (RFC 9096 §3.3); once its DHCPv6 valid lifetime has run out it is
+//!   (RFC 9096 §3, L-15); once its DHCPv6 valid lifetime has run out it is
 //!   **expired** and left out, as hosts have dropped it too by then.
 //! - **deprecated**: it was advertised and is gone (the lease changed or was
 //!   lost). RFC 9096 §3.5 (which updates RFC 7084 L-13) says stale prefixes MUST

@@ -2,7 +2,7 @@
 //! `/perm/dhcp6/wire/lease.json` (a /64 or longer stays as it is, as router7
 //! did), plus the extras of `/perm/radvd/prefixes.json` (router7's file: a JSON
 //! array of Go `net.IPNet`), each with the DHCPv6 lifetimes that cap what we
-//! advertise (RFC 9096 §3.3: never advertise longer than the delegation lasts).
+//! advertise (RFC 9096 §3, L-15: never advertise longer than the delegation lasts).
 //!
 //! Also the record of what was advertised (`/perm/radvd/advertised.json`), so a
 //! prefix that vanished while radvd was not running (a reboot that brought a new
