@@ -165,6 +165,9 @@ pub struct Advertiser {
     /// Final RAs (Router Lifetime 0, no prefix) still to send.
     finals_left: u32,
     last_router_lifetime: u16,
+    /// Deprecations restored from the record, announced after the first reload
+    /// (those still delegated are current again by then).
+    announce_restored: bool,
 }
 
 impl std::fmt::Debug for Advertiser {
@@ -212,6 +215,7 @@ impl Advertiser {
             content: None,
             finals_left: 0,
             last_router_lifetime: 0,
+            announce_restored: false,
         }
     }
 
@@ -231,6 +235,7 @@ impl Advertiser {
             let held = Duration::from_secs(entry.valid_seconds.into()).min(TWO_HOURS);
             if !held.is_zero() {
                 self.deprecated.insert(prefix, Deprecated { until: now + held, reason: "restart" });
+                self.announce_restored = true;
             }
         }
         self.trim_deprecated();
@@ -245,6 +250,16 @@ impl Advertiser {
         }
         self.link = inputs.link;
         self.apply_prefixes(now, wall_now, inputs.prefixes);
+        if std::mem::take(&mut self.announce_restored) {
+            let restored: Vec<(Prefix, Instant)> =
+                self.deprecated.iter().filter(|(_, d)| d.reason == "restart").map(|(p, d)| (*p, d.until)).collect();
+            for (prefix, until) in restored {
+                self.emit(
+                    "radvd.prefix.deprecated",
+                    json!({"prefix": prefix.to_string(), "reason": "restart", "seconds": secs_until(now, Some(until))}),
+                );
+            }
+        }
         self.expire(now);
         self.commit(now, true);
     }

@@ -297,6 +297,10 @@ fn a_restart_deprecates_what_the_record_says_hosts_still_hold() {
     let mut g = Fixture::new();
     g.adv.restore(g.at(0.0), &record);
     g.reload(0.0, inputs(Some(&lease("2a02:168:4b00::/48", 86_400, 172_800)), &["2001:db8:1::/64"]));
+    let events = g.adv.take_events();
+    let deprecated: Vec<&Value> =
+        events.iter().filter(|e| e.topic == "radvd.prefix.deprecated").map(|e| &e.attributes).collect();
+    assert_eq!(deprecated, [&json!({"prefix": "2a02:168:4a00::/64", "reason": "restart", "seconds": 7200})]);
     let r = ra(&g.run_until(0.0)[0].1);
     let pios: Vec<(String, u32)> = r.prefixes.iter().map(|p| (p.prefix.to_string(), p.valid)).collect();
     assert_eq!(pios, [("2001:db8:1::".into(), 7200), ("2a02:168:4b00::".into(), 7200), ("2a02:168:4a00::".into(), 0)]);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry, Token};
 use radvd::config::{self, Config};
 use radvd::metrics::RadvdMetrics;
-use radvd::prefixes::{self, Record};
+use radvd::prefixes::{self, PrefixInput, Record};
 use radvd::random::SplitMix64;
 use radvd::solicit::DropReason;
 use radvd::{Advertiser, Inputs, Kind, Link, Transmit};
@@ -74,6 +74,8 @@ struct Files {
     config: Config,
     lease: Option<Dhcp6Lease>,
     extras: Vec<IpNet>,
+    /// The prefixes they give.
+    prefixes: Vec<PrefixInput>,
     problems: Vec<String>,
 }
 
@@ -205,6 +207,11 @@ impl Service {
             log_error!("{p}");
         }
         self.files.problems = problems;
+        let (prefixes, warnings) = prefixes::collect(self.files.lease.as_ref(), &self.files.extras);
+        for w in warnings {
+            log_warn!("{w}");
+        }
+        self.files.prefixes = prefixes;
     }
 
     /// Finds the LAN interface, (re)opens the socket when needed, and hands the
@@ -247,14 +254,11 @@ impl Service {
             Some(_) => {}
             None => self.logged_problem = None,
         }
-        let (prefixes, warnings) = prefixes::collect(self.files.lease.as_ref(), &self.files.extras);
-        for w in warnings {
-            log_warn!("{w}");
-        }
         // Without a socket nothing can be sent: the core sees no link.
         let link = self.link.filter(|_| self.socket.is_some());
         let wall_now = Timestamp::from_system(runtime::clock::wall_now());
-        self.core.reload(now, wall_now, Inputs { config: self.files.config.clone(), link, prefixes });
+        let inputs = Inputs { config: self.files.config.clone(), link, prefixes: self.files.prefixes.clone() };
+        self.core.reload(now, wall_now, inputs);
     }
 
     fn socket_failed(&mut self, now: Instant, message: String) {

@@ -85,4 +85,9 @@ fn a_restart_with_a_new_delegation_deprecates_the_old_prefix() {
             && addr_block(t, OLD_ADDR).is_some_and(|b| b.contains("deprecated") && b.contains("preferred_lft 0sec"))
     });
     assert_eq!(lan.status()["deprecated_prefixes"][0]["reason"], "restart");
+    let topics = lan.event_topics();
+    assert!(
+        topics.ends_with(&["radvd.prefix.advertised".to_owned(), "radvd.prefix.deprecated".to_owned()]),
+        "{topics:?}"
+    );
 }
