@@ -104,9 +104,14 @@ struct Service {
 /// Starts radvd; see the module docs.
 pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
     let Base { args, mut event_loop, control, pid_file: _pid_file, socket: _control_socket } = base;
-    let metrics_port = match args.value("metrics-port") {
-        Some(p) => p.parse::<u16>().map_err(|_| format!("--metrics-port {p:?} is not a port"))?,
+    let metrics_port = match args.value("metrics-port").map(str::parse::<u16>) {
+        Some(Ok(p)) => p,
         None => DEFAULT_METRICS_PORT,
+        Some(Err(_)) => {
+            // A wrong command line does not get better by restarting.
+            log_error!("--metrics-port {:?} is not a port", args.value("metrics-port").unwrap_or(""));
+            return Ok(runtime::service::EXIT_DO_NOT_RESTART);
+        }
     };
     let metrics = Arc::new(RadvdMetrics::default());
     let listeners = (metrics_port != 0).then(|| {
