@@ -37,6 +37,13 @@ pub fn set_up(name: &str) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("interface {name}: {e}")))
 }
 
+/// The MTU of interface `name`.
+pub fn mtu(name: &str) -> io::Result<u32> {
+    let sock = ioctl_socket()?;
+    crate::sys::interface_mtu(sock.as_fd(), name)
+        .map_err(|e| io::Error::new(e.kind(), format!("interface {name}: {e}")))
+}
+
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 #[must_use]
 pub fn format_mac(mac: [u8; 6]) -> String {
