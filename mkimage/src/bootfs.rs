@@ -115,10 +115,15 @@ impl fatfs::TimeProvider for FixedTime {
     }
 }
 
+/// A time provider that always says `t` (fatfs wants a `'static` one: one
+/// small allocation per use).
+#[must_use]
+pub fn fixed_time(t: fatfs::DateTime) -> &'static dyn fatfs::TimeProvider {
+    Box::leak(Box::new(FixedTime(t)))
+}
+
 fn fat_options(epoch: u64) -> fatfs::FsOptions {
-    // fatfs wants a 'static provider; one small allocation per build.
-    let provider: &'static FixedTime = Box::leak(Box::new(FixedTime(dos_time(epoch))));
-    fatfs::FsOptions::new().time_provider(provider)
+    fatfs::FsOptions::new().time_provider(fixed_time(dos_time(epoch)))
 }
 
 /// Offset of the BPB's "hidden sectors" field: the partition's first sector,

@@ -7,6 +7,7 @@
 //! | [`layout`] | partition sizes and offsets, slots, disk signature, kernel command line |
 //! | [`mbr`] | the partition table and boot code |
 //! | [`bootfs`] | the FAT boot partition, syslinux and its configuration |
+//! | [`adv`] | syslinux's one-shot boot command (trial boots) |
 //! | [`rootfs`] | the root SquashFS |
 //! | [`permfs`] | the ext4 `/perm` |
 //! | [`services`] | the service table: ids, capabilities, manifest, passwd/group |
@@ -16,6 +17,7 @@
 //! | [`qemu`] | running an image under QEMU |
 #![forbid(unsafe_code)]
 
+pub mod adv;
 pub mod binaries;
 pub mod bootfs;
 pub mod error;

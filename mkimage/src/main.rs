@@ -19,6 +19,7 @@ mkimage: builds the router7-rs disk image and runs it under QEMU.
 USAGE:
   mkimage build --kernel BZIMAGE --bins DIR (--out FILE [--size SIZE] | --device DEV [--yes]) [OPTIONS]
   mkimage run IMAGE [--uplink user|tap:IF|none] [--lan tap:IF|none] [--memory MIB] [--snapshot] [--console terminal|stdout]
+  mkimage boot-once IMAGE [COMMAND | --clear]
 
 BUILD OPTIONS:
   --kernel BZIMAGE       the kernel (kernel-config/build prints its path)
@@ -39,6 +40,11 @@ BUILD OPTIONS:
 
   Timestamps come from $SOURCE_DATE_EPOCH (default: now): the same inputs and
   SOURCE_DATE_EPOCH give the same image bytes.
+
+BOOT-ONCE:
+  Shows, sets or clears syslinux's one-shot boot command on the image (file or
+  device): e.g. \"b router.trial=1\" boots slot b once with that argument added,
+  then the default slot again (a trial boot through the firmware, issue #11).
 
 RUN:
   Boots the disk through SeaBIOS and syslinux in software emulation, serial
@@ -272,6 +278,33 @@ fn run(mut args: Args) -> Result<()> {
     Ok(())
 }
 
+fn boot_once(mut args: Args) -> Result<()> {
+    let image = args.positional().ok_or_else(|| anyhow!("boot-once needs the image file or device"))?;
+    let clear = args.take_flag("--clear");
+    let command = args.positional();
+    args.finish()?;
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).open(&image).with_context(|| format!("opening {image}"))?;
+    let boot = mkimage::mbr::Region::partition(&file, 1)?;
+    match (command, clear) {
+        (Some(_), true) => bail!("give a command or --clear, not both"),
+        (Some(cmd), false) => {
+            mkimage::adv::set_boot_once(boot, Some(&cmd))?;
+            eprintln!("mkimage: the next boot of {image} runs \"{cmd}\" once");
+        }
+        (None, true) => {
+            mkimage::adv::set_boot_once(boot, None)?;
+            eprintln!("mkimage: no one-shot boot on {image}");
+        }
+        (None, false) => match mkimage::adv::boot_once(boot)? {
+            Some(cmd) => println!("{cmd}"),
+            None => eprintln!("mkimage: no one-shot boot set on {image}"),
+        },
+    }
+    file.sync_all().with_context(|| format!("syncing {image}"))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut all: Vec<String> = std::env::args().skip(1).collect();
     if all.is_empty() || all.iter().any(|a| a == "--help" || a == "-h") {
@@ -283,7 +316,8 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "build" => build(args),
         "run" => run(args),
-        other => Err(anyhow!("unknown command {other:?} (build, run; see --help)")),
+        "boot-once" => boot_once(args),
+        other => Err(anyhow!("unknown command {other:?} (build, run, boot-once; see --help)")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

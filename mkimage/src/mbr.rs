@@ -104,6 +104,81 @@ pub fn read<D: Read + Seek>(disk: &mut D) -> Result<Table> {
     })
 }
 
+/// A window onto one partition of a disk image or device, so file-system
+/// code (fatfs) can work on it in place.
+#[derive(Debug)]
+pub struct Region<D> {
+    disk: D,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<D: Read + Write + Seek> Region<D> {
+    /// Partition `number` (1..=4) of `disk`, found through its MBR.
+    ///
+    /// # Errors
+    /// When there is no MBR or no such partition.
+    pub fn partition(mut disk: D, number: u8) -> Result<Self> {
+        disk.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::Invalid(format!("disk: {e}")))?;
+        let table = read(&mut disk)?;
+        let (_, lba, sectors, _, _) = table
+            .entries
+            .iter()
+            .find(|e| e.0 == number)
+            .copied()
+            .ok_or_else(|| Error::Invalid(format!("the disk has no partition {number}")))?;
+        Ok(Self { disk, start: u64::from(lba) * SECTOR, len: u64::from(sectors) * SECTOR, pos: 0 })
+    }
+}
+
+impl<D: Read + Seek> Read for Region<D> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        self.disk.seek(std::io::SeekFrom::Start(self.start + self.pos))?;
+        let got = self.disk.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl<D: Write + Seek> Write for Region<D> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        if n == 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "past the end of the partition"));
+        }
+        self.disk.seek(std::io::SeekFrom::Start(self.start + self.pos))?;
+        let put = self.disk.write(&buf[..n])?;
+        self.pos += put as u64;
+        Ok(put)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.disk.flush()
+    }
+}
+
+impl<D> Seek for Region<D> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(p) => i128::from(p),
+            std::io::SeekFrom::End(d) => i128::from(self.len) + i128::from(d),
+            std::io::SeekFrom::Current(d) => i128::from(self.pos) + i128::from(d),
+        };
+        if target < 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the partition"));
+        }
+        self.pos = u64::try_from(target).unwrap_or(u64::MAX);
+        Ok(self.pos)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
@@ -156,6 +231,21 @@ mod tests {
     fn rejects_boot_code_of_the_wrong_size() {
         let (mut d, layout) = disk();
         assert!(write(&mut d, &layout, DiskId(7), &[0; 446]).is_err());
+    }
+
+    #[test]
+    fn region_reads_and_writes_inside_its_partition_only() {
+        let (mut d, layout) = disk();
+        write(&mut d, &layout, DiskId(7), &[0; 440]).unwrap();
+        let mut r = Region::partition(&mut d, 1).unwrap();
+        assert_eq!(r.seek(std::io::SeekFrom::End(0)).unwrap(), layout.boot.size);
+        r.seek(std::io::SeekFrom::End(-2)).unwrap();
+        assert!(r.write_all(b"abc").is_err(), "the third byte would be past the end");
+        r.seek(std::io::SeekFrom::Start(0)).unwrap();
+        r.write_all(b"hello").unwrap();
+        let at = usize::try_from(layout.boot.start).unwrap();
+        assert_eq!(&d.get_ref()[at..at + 5], b"hello");
+        assert!(Region::partition(&mut d, 5).is_err());
     }
 
     #[test]

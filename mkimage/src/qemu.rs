@@ -81,6 +81,9 @@ pub struct Machine {
     pub console: Console,
     /// Discard writes to the disk when QEMU exits (`-snapshot`).
     pub snapshot: bool,
+    /// A Unix socket for QEMU's monitor (with [`Console::Stdout`]), e.g. for
+    /// `system_reset` from a test.
+    pub monitor_socket: Option<PathBuf>,
 }
 
 impl Machine {
@@ -96,6 +99,7 @@ impl Machine {
             lan: NetBackend::Unplugged,
             console: Console::Terminal,
             snapshot: false,
+            monitor_socket: None,
         }
     }
 
@@ -109,7 +113,10 @@ impl Machine {
         push(&["-display", "none", "-vga", "none", "-no-user-config", "-nodefaults"]);
         match self.console {
             Console::Terminal => push(&["-serial", "mon:stdio"]),
-            Console::Stdout => push(&["-serial", "stdio", "-monitor", "none"]),
+            Console::Stdout => match &self.monitor_socket {
+                Some(p) => push(&["-serial", "stdio", "-monitor", &format!("unix:{},server=on,wait=off", p.display())]),
+                None => push(&["-serial", "stdio", "-monitor", "none"]),
+            },
         }
         push(&["-drive", &format!("file={},format=raw,if=virtio,cache=unsafe", self.image.display())]);
         if self.snapshot {
@@ -159,6 +166,8 @@ mod tests {
         let a = joined(&m);
         assert!(a.contains("-serial stdio -monitor none"));
         assert!(a.contains("-snapshot"));
+        m.monitor_socket = Some(PathBuf::from("/tmp/m.sock"));
+        assert!(joined(&m).contains("-serial stdio -monitor unix:/tmp/m.sock,server=on,wait=off"));
     }
 
     #[test]

@@ -359,3 +359,45 @@ fn services_can_be_selected_and_slot_b_made_the_default() {
     let o = inputs.build(&inputs.path("d.img"), EPOCH, &["--size", "300M"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("too small"));
 }
+
+#[test]
+fn boot_once_changes_only_the_adv_and_clears_back_to_the_same_bytes() {
+    if !tools("boot_once_changes_only_the_adv_and_clears_back_to_the_same_bytes") {
+        return;
+    }
+    let inputs = Inputs::new();
+    let img = inputs.path("once.img");
+    inputs.build_ok(&img, EPOCH);
+    let before = std::fs::read(&img).unwrap();
+    let mkimage = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mkimage")).arg("boot-once").arg(&img).args(args).output().unwrap()
+    };
+    assert!(mkimage(&[]).stdout.is_empty(), "no one-shot boot after a build");
+    assert!(mkimage(&["b router.trial=1"]).status.success());
+    assert_eq!(String::from_utf8_lossy(&mkimage(&[]).stdout), "b router.trial=1\n");
+    let after = std::fs::read(&img).unwrap();
+    // Only the two ADV copies at the end of ldlinux.sys changed, nothing else
+    // of the FAT (no directory entry, no cluster moved).
+    let boot_end = 65 << 20;
+    assert!(before[boot_end..] == after[boot_end..], "only the boot partition changes");
+    let changed: Vec<usize> = before[..boot_end]
+        .iter()
+        .zip(&after[..boot_end])
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!changed.is_empty());
+    let (first, last) = (changed[0], *changed.last().unwrap());
+    assert!(last - first < 1024, "changes span {first}..={last}");
+    let ldlinux = inputs.path("ldlinux.sys");
+    let at = format!("{}@@1048576", img.display());
+    run("mcopy", &["-n", "-i", &at, "::ldlinux.sys", ldlinux.to_str().unwrap()]);
+    let ld = std::fs::read(&ldlinux).unwrap();
+    let adv = &ld[ld.len() - 1024..];
+    assert!(adv.windows(16).any(|w| w == b"b router.trial=1"), "the command is in ldlinux.sys's ADV");
+    let p = (0..boot_end - 1024).step_by(512).find(|&i| &after[i..i + 1024] == adv).expect("the ADV is on the disk");
+    assert!(first >= p && last < p + 1024, "changes {first}..={last} lie inside the ADV at {p}");
+    assert!(mkimage(&["--clear"]).status.success());
+    assert!(std::fs::read(&img).unwrap() == before, "clearing restores the built bytes");
+}

@@ -432,7 +432,12 @@ pub struct RouterUnderTest<'a> {
 
 impl RouterUnderTest<'_> {
     fn skip(&self, needs: &[&str]) -> Option<String> {
-        let why: Vec<String> = needs.iter().filter_map(|s| (self.missing)(s)).collect();
+        let mut why: Vec<String> = Vec::new();
+        for reason in needs.iter().filter_map(|s| (self.missing)(s)) {
+            if !why.contains(&reason) {
+                why.push(reason);
+            }
+        }
         (!why.is_empty()).then(|| why.join("; "))
     }
 }
