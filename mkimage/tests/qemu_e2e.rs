@@ -426,3 +426,82 @@ fn console_lines_are_told_apart() {
     assert!(!shows_running(&v, "dhcp4"));
     assert!(!shows_running(&v, "radvd"));
 }
+
+/// The firmware path of a trial boot (issue #11) on the real image: with
+/// syslinux's one-shot command set to `b router.trial=1`, the machine boots
+/// slot B once with the trial flag; after a reset (as the watchdog, a panic or
+/// a failed trial would cause) it boots the default slot A, and the loader
+/// has cleared the command on the disk.
+#[test]
+fn one_shot_boot_runs_slot_b_once_then_the_default_slot() {
+    let test = "one_shot_boot_runs_slot_b_once_then_the_default_slot";
+    if !testbed::require(test, &["qemu-system-x86_64", "syslinux", "mkfs.ext4", "debugfs"]) {
+        return;
+    }
+    let kernel = kernel();
+    let bins = binaries();
+    let dir = TempDir::new("once");
+    let image = dir.path().join("router.img");
+    let mkimage = |args: &[&std::ffi::OsStr]| Command::new(env!("CARGO_BIN_EXE_mkimage")).args(args).output().unwrap();
+    let out = mkimage(&[
+        "build".as_ref(),
+        "--kernel".as_ref(),
+        kernel.as_os_str(),
+        "--bins".as_ref(),
+        bins.as_os_str(),
+        "--out".as_ref(),
+        image.as_os_str(),
+        "--password-file".as_ref(),
+        dir.path().join("password").as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mkimage(&["boot-once".as_ref(), image.as_os_str(), "b router.trial=1".as_ref()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut machine = Machine::new(&image);
+    machine.console = Console::Stdout;
+    machine.lan = NetBackend::Unplugged;
+    machine.uplink = NetBackend::Unplugged;
+    let monitor = dir.path().join("monitor.sock");
+    machine.monitor_socket = Some(monitor.clone());
+    let started = clock::now();
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(machine.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let echo = std::env::var("ROUTER7_E2E_CONSOLE").is_ok_and(|v| v == "1");
+    let serial = Serial::start(child.stdout.take().unwrap(), started, echo);
+    let qemu = Qemu { child, serial: serial.clone() };
+
+    let boot = Duration::from_secs(240);
+    let (i, _, line) =
+        serial.wait(0, boot, |l| l.contains("Command line:")).expect("no kernel command line on the console");
+    assert!(
+        line.contains("router.slot=b router.trial=1") && line.contains("BOOT_IMAGE=/vmlinuz-b"),
+        "first boot: {line}"
+    );
+    let (i, t, _) =
+        serial.wait(i, boot, |l| l.contains("Run /init as init process")).expect("slot b did not reach init");
+    eprintln!("e2e: slot b (trial) reached init at {:.1} s; resetting the machine", t.as_secs_f64());
+    let mut m = lab::wait_for(Duration::from_secs(10), || std::os::unix::net::UnixStream::connect(&monitor).ok())
+        .expect("no monitor socket");
+    std::io::Write::write_all(&mut m, b"system_reset\n").unwrap();
+    let (_, _, line) = serial.wait(i, boot, |l| l.contains("Command line:")).expect("no second boot after the reset");
+    assert!(
+        line.contains("router.slot=a") && !line.contains("router.trial") && line.contains("BOOT_IMAGE=/vmlinuz-a"),
+        "second boot: {line}"
+    );
+    serial.wait(i, boot, |l| l.contains("Run /init as init process")).expect("slot a did not reach init");
+    drop(m);
+    drop(qemu);
+    let out = mkimage(&["boot-once".as_ref(), image.as_os_str()]);
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "the loader cleared the one-shot command: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
