@@ -28,6 +28,14 @@ use mkimage::qemu::{Console, Machine, NetBackend, UPLINK_MAC};
 use serde_json::Value;
 use testbed::{Netns, TempDir, clock};
 
+/// One QEMU at a time: two software-emulated machines on two cores would
+/// make every timeout a coin toss.
+static ONE_QEMU: Mutex<()> = Mutex::new(());
+
+fn one_qemu() -> std::sync::MutexGuard<'static, ()> {
+    ONE_QEMU.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
@@ -224,6 +232,7 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
     ) {
         return;
     }
+    let _one = one_qemu();
     let echo = std::env::var("ROUTER7_E2E_CONSOLE").is_ok_and(|v| v == "1");
     let kernel = kernel();
     let bins = binaries();
@@ -358,7 +367,9 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
                 .wait(0, Duration::from_secs(60), |l| l.contains("Kernel panic - not syncing: Attempted to kill init"))
                 .ok_or("the placeholder init exited but the kernel did not panic")?;
             serial
-                .wait(i, Duration::from_secs(120), |l| l.contains("Command line:") && l.contains("router.slot=a"))
+                // panic=10 counts with busy loops, which run slow under
+                // software emulation on a loaded machine: allow minutes.
+                .wait(i, Duration::from_secs(300), |l| l.contains("Command line:") && l.contains("router.slot=a"))
                 .ok_or("no second boot of slot a after the panic")?;
             let (_, t2, _) = serial
                 .wait(i, Duration::from_secs(120), |l| l.contains("Run /init as init process"))
@@ -438,6 +449,7 @@ fn one_shot_boot_runs_slot_b_once_then_the_default_slot() {
     if !testbed::require(test, &["qemu-system-x86_64", "syslinux", "mkfs.ext4", "debugfs"]) {
         return;
     }
+    let _one = one_qemu();
     let kernel = kernel();
     let bins = binaries();
     let dir = TempDir::new("once");
