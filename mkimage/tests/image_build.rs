@@ -401,3 +401,65 @@ fn boot_once_changes_only_the_adv_and_clears_back_to_the_same_bytes() {
     assert!(mkimage(&["--clear"]).status.success());
     assert!(std::fs::read(&img).unwrap() == before, "clearing restores the built bytes");
 }
+
+/// A loop device, detached on drop.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+#[test]
+fn writes_onto_a_block_device_only_when_confirmed() {
+    let test = "writes_onto_a_block_device_only_when_confirmed";
+    if !tools(test) || !testing::root(test) || testing::tool("losetup", test).is_none() {
+        return;
+    }
+    let inputs = Inputs::new();
+    let backing = inputs.path("disk.img");
+    std::fs::File::create(&backing).unwrap().set_len(800 << 20).unwrap();
+    let dev = Loop(run("losetup", &["-f", "--show", backing.to_str().unwrap()]).trim().to_owned());
+    let build = |extra: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mkimage"))
+            .arg("build")
+            .arg("--kernel")
+            .arg(inputs.path("bzImage"))
+            .arg("--bins")
+            .arg(inputs.path("bins"))
+            .args(["--device", &dev.0])
+            .arg("--password-file")
+            .arg(inputs.path("password"))
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // No terminal to confirm on and no --yes: nothing is written.
+    let o = build(&[]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs a confirmation"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(std::fs::read(&backing).unwrap()[..1 << 20].iter().all(|&b| b == 0), "the device was not touched");
+    assert!(String::from_utf8_lossy(&build(&["--yes", "--size", "1G"]).stderr).contains("--out only"));
+
+    let o = build(&["--yes"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table: Value = serde_json::from_str(&run("sfdisk", &["--json", &dev.0])).unwrap();
+    let parts = table["partitiontable"]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 4);
+    assert_eq!(
+        parts[3]["start"].as_u64().unwrap() + parts[3]["size"].as_u64().unwrap(),
+        800 * 2048,
+        "/perm fills the device"
+    );
+    drop(dev);
+    run("e2fsck", &["-fn", &format!("{}?offset={}", backing.display(), 1_181_696 * 512)]);
+    let at = format!("{}@@1048576", backing.display());
+    assert!(run("mtype", &["-i", &at, "::syslinux.cfg"]).contains("DEFAULT a"));
+}
