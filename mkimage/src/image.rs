@@ -495,3 +495,47 @@ pub fn build(inputs: &Inputs, target: &Target, progress: &Progress) -> Result<Re
         interfaces: interfaces_source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_tmp(name: &str, text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("mkimage-{}-{name}", std::process::id()));
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn default_interfaces_map_qemus_macs_in_router7s_format() {
+        let text = serde_json::to_string(&default_interfaces()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"interfaces":[{"hardware_addr":"52:54:00:72:37:01","name":"uplink0"},{"hardware_addr":"52:54:00:72:37:02","name":"lan0","addr":"192.168.42.1/24"}]}"#
+        );
+    }
+
+    #[test]
+    fn user_interfaces_must_name_uplink0_and_lan0() {
+        let ok = write_tmp(
+            "if-ok.json",
+            r#"{"interfaces":[{"hardware_addr":"00:0d:b9:00:00:01","name":"uplink0"}],
+            "bridges":[{"name":"lan0","interface_hardware_addrs":["00:0d:b9:00:00:02","00:0d:b9:00:00:03"]}]}"#,
+        );
+        assert!(read_interfaces(&ok).is_ok(), "lan0 may be a bridge");
+        let no_lan = write_tmp("if-nolan.json", r#"{"interfaces":[{"name":"uplink0"}]}"#);
+        assert!(read_interfaces(&no_lan).unwrap_err().to_string().contains("lan0"));
+        let broken = write_tmp("if-broken.json", "{\"interfaces\": [\n  {\"name\": 7}\n]}");
+        let err = read_interfaces(&broken).unwrap_err().to_string();
+        assert!(err.contains(":2:"), "file:line:column: {err}");
+        for p in [ok, no_lan, broken] {
+            fs::remove_file(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn version_file_has_version_and_rfc3339_build_time() {
+        let v: serde_json::Value = serde_json::from_slice(&version_json("1.2.3", 1_764_000_000)).unwrap();
+        assert_eq!(v, serde_json::json!({"version":"1.2.3","build_time":"2025-11-24T16:00:00Z"}));
+    }
+}
