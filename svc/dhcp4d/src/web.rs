@@ -130,7 +130,7 @@ pub fn render_html(leases: &[Dhcp4dLease], statics: &[StaticLease], now: Timesta
         }
     }
     static_rows.sort_by_key(|(a, _)| *a);
-    dynamic_rows.sort_by(|a, b| b.expiry.cmp(&a.expiry));
+    dynamic_rows.sort_by_key(|r| std::cmp::Reverse(r.expiry));
     let mut out = String::from(HEAD);
     let _ = writeln!(out, "<h2>Static leases ({})</h2>\n<table>", static_rows.len());
     out.push_str(COLUMNS);
