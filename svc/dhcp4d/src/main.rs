@@ -24,7 +24,7 @@ const SPEC: Spec = Spec {
         Opt {
             name: "write-interval",
             value: Some("MS"),
-            help: "shortest time between two writes of leases.json [default: 20]",
+            help: "shortest time between two writes of leases.json [default: 100]",
         },
     ],
 };

@@ -61,9 +61,9 @@ pub fn handler(state: Arc<PageState>) -> RequestHandler {
 
 fn private_client(request: &tiny_http::Request) -> bool {
     request.remote_addr().is_some_and(|a| match a.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(runtime::netif::is_private(IpAddr::V6(v6)), |v4| {
-            runtime::netif::is_private(IpAddr::V4(v4))
-        }),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(runtime::netif::is_private(IpAddr::V6(v6)), |v4| runtime::netif::is_private(IpAddr::V4(v4))),
         ip => runtime::netif::is_private(ip),
     })
 }

@@ -14,9 +14,9 @@
 //! - Relayed messages (giaddr ≠ 0) are served only when the relay sits on our
 //!   own subnet (a relay on the LAN, or perfdhcp): we have one pool and do not
 //!   route to other subnets.
-//! - Each message is handled as soon as it arrives; an ACK that changes a
-//!   binding carries `commit`, and the shell sends it once the change is on
-//!   disk (RFC 2131 §3.1 step 4).
+//! - Each message is answered as soon as it is handled. The binding changes
+//!   are written by the shell within a short bound, not before the ACK (RFC
+//!   2131 §3.1 step 4 commits first); why is in the crate README.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -471,9 +471,7 @@ impl Server {
         }
         self.bind(addr, req, now, wall);
         self.stats.acks.inc();
-        let mut reply = self.reply(req, MessageType::Ack, addr, true);
-        reply.commit = true;
-        Ok(reply)
+        Ok(self.reply(req, MessageType::Ack, addr, true))
     }
 
     /// The name a client gets: a static lease's, else what it sent (option 81
@@ -629,7 +627,6 @@ impl Server {
             server_id: self.cfg.server,
             max_len: Reply::max_len_for(req.max_message_size),
             dest: if relayed { Destination::Relay { ip: req.giaddr } } else { Destination::Broadcast },
-            commit: false,
         }
     }
 
@@ -681,7 +678,6 @@ impl Server {
             server_id: self.cfg.server,
             max_len: Reply::max_len_for(req.max_message_size),
             dest,
-            commit: false,
         }
     }
 

@@ -1,14 +1,13 @@
 //! The event loop around the core: reads interfaces.json and config.json,
-//! owns the sockets, feeds datagrams to [`Server`], sends replies (holding
-//! ACKs until the lease writer has their bindings on disk), runs the HTTP
-//! pages, and keeps the control API's phase, conditions and fields.
+//! owns the sockets, feeds datagrams to [`Server`], sends its replies, hands
+//! lease changes to the writer thread, runs the HTTP pages, and keeps the
+//! control API's phase, conditions and fields.
 //!
 //! Phase `Pending` while lan0 has no IPv4 address in interfaces.json or its
 //! sockets cannot be opened (the interface may not exist yet: netconfigd
 //! renames interfaces); retried every few seconds and on SIGUSR1. `Up` while
 //! serving.
 
-use std::collections::VecDeque;
 use std::error::Error;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -42,12 +41,11 @@ const RETRY_EVERY: Duration = Duration::from_secs(3);
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Datagrams handled per wake-up before the loop looks at its timers again.
 const MAX_PER_WAKE: usize = 256;
-/// ACKs waiting for the disk beyond this are sent anyway (the writer is stuck).
-const MAX_HELD: usize = 65_536;
 /// The default status page port (router7's).
 pub const HTTP_PORT: u16 = 8067;
-/// Default shortest time between two writes of leases.json.
-pub const DEFAULT_WRITE_INTERVAL: Duration = Duration::from_millis(20);
+/// Default shortest time between two writes of leases.json: the bound within
+/// which changes are coalesced (the crate README says how it was chosen).
+pub const DEFAULT_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Where the status pages listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +86,6 @@ struct Shell {
     writer: LeaseWriter,
     server: Option<Server>,
     sockets: Option<Sockets>,
-    held: VecDeque<(u64, Reply)>,
     seq: u64,
     http: ListenerPool,
     http_addrs: Option<Vec<IpAddr>>,
@@ -121,7 +118,9 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         None => HttpSpec { port: HTTP_PORT, addrs: None },
     };
     let interval = match args.value("write-interval") {
-        Some(ms) => Duration::from_millis(ms.parse().map_err(|_| format!("--write-interval {ms:?}: not milliseconds"))?),
+        Some(ms) => {
+            Duration::from_millis(ms.parse().map_err(|_| format!("--write-interval {ms:?}: not milliseconds"))?)
+        }
         None => DEFAULT_WRITE_INTERVAL,
     };
     let stats = Arc::new(Stats::default());
@@ -133,7 +132,6 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         control: control.clone(),
         stats: Arc::clone(&stats),
         published: Arc::clone(&pages.leases),
-        waker: event_loop.waker(),
     })?;
     let mut shell = Shell {
         perm: args.perm.clone(),
@@ -145,7 +143,6 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         writer,
         server: None,
         sockets: None,
-        held: VecDeque::new(),
         seq: 0,
         http_addrs: http_spec.addrs,
         retry_armed: false,
@@ -325,7 +322,12 @@ impl Shell {
                 // The writer gets the whole table: `num` counts from the server address.
                 server.take_changes();
                 self.seq += 1;
-                self.writer.send(Job::Reset { seq: self.seq, server: server_addr, records: server.records(), write: true });
+                self.writer.send(Job::Reset {
+                    seq: self.seq,
+                    server: server_addr,
+                    records: server.records(),
+                    write: true,
+                });
             }
             Some(_) => {}
         }
@@ -393,8 +395,7 @@ impl Shell {
         let Some(server) = &mut self.server else { return };
         let changes = server.take_changes();
         let events = server.take_events();
-        let waiting = self.held.back().is_some_and(|(s, _)| *s > self.seq);
-        if changes.is_empty() && events.is_empty() && !waiting {
+        if changes.is_empty() && events.is_empty() {
             return;
         }
         for e in &events {
@@ -413,19 +414,6 @@ impl Shell {
                 runtime::log_warn!("sending {} to {:?}: {e}", reply.kind.name(), reply.dest);
             }
             self.send_errors_logged += 1;
-        }
-    }
-
-    /// Sends the ACKs whose bindings are on disk now.
-    fn release_held(&mut self) {
-        let done = self.writer.done();
-        while let Some((seq, _)) = self.held.front() {
-            if *seq > done && self.held.len() <= MAX_HELD {
-                break;
-            }
-            if let Some((_, reply)) = self.held.pop_front() {
-                self.send(&reply);
-            }
         }
     }
 
@@ -448,10 +436,7 @@ impl Shell {
                     break;
                 }
             };
-            let Some(reply) = server.handle_datagram(now, wall, &self.buf[..n]) else { continue };
-            if reply.commit {
-                self.held.push_back((self.seq + 1, reply));
-            } else {
+            if let Some(reply) = server.handle_datagram(now, wall, &self.buf[..n]) {
                 self.send(&reply);
             }
         }
@@ -459,7 +444,6 @@ impl Shell {
             cx.run_again();
         }
         self.flush_to_writer();
-        self.release_held();
     }
 }
 
@@ -499,10 +483,6 @@ impl Handler for Shell {
         }
     }
 
-    fn on_wake(&mut self, _cx: &mut Context<'_>) {
-        self.release_held();
-    }
-
     fn on_reload(&mut self, cx: &mut Context<'_>) {
         self.refresh(cx.registry(), cx.now());
         if self.needs_retry() && !self.retry_armed {
@@ -519,10 +499,6 @@ impl Handler for Shell {
             runtime::log_info!("leases written; stopping");
         } else {
             runtime::log_error!("the lease writer did not finish within 10 s; stopping anyway");
-        }
-        let pending: Vec<Reply> = self.held.drain(..).map(|(_, r)| r).collect();
-        for r in &pending {
-            self.send(r);
         }
         cx.stop(0);
     }

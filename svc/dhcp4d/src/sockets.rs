@@ -7,10 +7,10 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
 
-use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
 use runtime::bpf;
 use runtime::frame;
 use runtime::packet::{ETH_P_IP, Framing, PacketSocket};
+use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
 
 use dhcp4d::wire::{CLIENT_PORT, Destination, Reply, SERVER_PORT};
 

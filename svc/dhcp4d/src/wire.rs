@@ -482,10 +482,6 @@ pub struct Reply {
     pub max_len: usize,
     /// Where to send it.
     pub dest: Destination,
-    /// Whether the reply reports a binding change that must be on disk before
-    /// it is sent (RFC 2131 §3.1 step 4: the server commits the binding to
-    /// persistent storage, then sends the DHCPACK).
-    pub commit: bool,
 }
 
 impl Reply {
@@ -668,7 +664,6 @@ mod tests {
             server_id: Ipv4Addr::new(192, 168, 42, 1),
             max_len: Reply::max_len_for(None),
             dest: Destination::Broadcast,
-            commit: false,
         };
         let b = reply.encode();
         assert_eq!(b[0], 2);

@@ -2,17 +2,19 @@
 //! keeps answering while the file is encoded and synced.
 //!
 //! The loop sends numbered batches of lease changes and events. The writer
-//! applies every batch waiting for it to its copy of the table and writes the
-//! file once for all of them (group commit): under load one write covers
-//! hundreds of ACKs, while a lone change is written at once. Two writes start
-//! at least `interval` apart. After a write it publishes the table to the HTTP
-//! pages, tells dnsd (SIGUSR1), emits the batches' events, and reports the
-//! last batch it covered; the loop then sends the ACKs that waited for it
-//! (RFC 2131 §3.1 step 4: commit the binding, then ACK).
+//! keeps its own copy of the table, emits the events, and writes the file
+//! when something changed — at once after a quiet spell, then no sooner than
+//! `max(interval, 4 × the last write's duration)` after the previous write
+//! started, so changes arriving meanwhile share one write and the writer
+//! spends at most a fifth of its time writing however large the table grows.
+//! After each write dnsd gets SIGUSR1 and the HTTP pages the new table.
+//!
+//! ACKs do not wait for the write (see the crate README for the measurement
+//! behind that); a clean stop writes everything pending before the process
+//! exits, so no acknowledged lease is lost across it.
 //!
 //! A failed write is reported (log, metrics, the `LeasesPersisted`
-//! condition) and retried every few seconds, but the batches still count as
-//! done: a LAN without DHCP is worse than a lease that might be forgotten.
+//! condition) and retried every few seconds.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -21,10 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use runtime::control::Control;
-use runtime::event_loop::{LoopWaker, Signal};
+use runtime::event_loop::Signal;
 use runtime::perm::Dhcp4dLease;
 
 use dhcp4d::LeaseEvent;
@@ -43,7 +45,7 @@ pub enum Job {
         seq: u64,
         /// Addresses changed, with their binding now (`None`: gone).
         changes: Vec<(Ipv4Addr, Option<LeaseRecord>)>,
-        /// Events to emit once the changes are on disk.
+        /// Events to emit.
         events: Vec<LeaseEvent>,
     },
     /// Replace the whole table (start, reconfiguration).
@@ -90,8 +92,6 @@ pub struct Settings {
     pub stats: Arc<Stats>,
     /// Where the written table is published.
     pub published: Published,
-    /// Wakes the loop when batches are done.
-    pub waker: LoopWaker,
 }
 
 impl LeaseWriter {
@@ -111,7 +111,7 @@ impl LeaseWriter {
         let _ = self.tx.send(job);
     }
 
-    /// The last batch number whose changes are on disk.
+    /// The last batch number whose changes are on disk (or failed to be written).
     #[must_use]
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Acquire)
@@ -142,20 +142,11 @@ struct Worker {
     table: BTreeMap<Ipv4Addr, LeaseRecord>,
     dirty: bool,
     failing: Option<bool>,
-    last_start: Option<std::time::Instant>,
 }
 
 impl Worker {
     fn new(s: Settings, done: Arc<AtomicU64>) -> Self {
-        Self {
-            s,
-            done,
-            server: Ipv4Addr::UNSPECIFIED,
-            table: BTreeMap::new(),
-            dirty: false,
-            failing: None,
-            last_start: None,
-        }
+        Self { s, done, server: Ipv4Addr::UNSPECIFIED, table: BTreeMap::new(), dirty: false, failing: None }
     }
 
     /// Applies a job; returns its events and whether it asks to stop.
@@ -192,9 +183,11 @@ impl Worker {
 
     fn run(mut self, rx: &Receiver<Job>) {
         let mut seq = 0;
+        let mut next_write: Option<Instant> = None;
         loop {
-            let first = if self.dirty {
-                match rx.recv_timeout(RETRY) {
+            let job = if self.dirty {
+                let wait = next_write.map_or(Duration::ZERO, |t| t.saturating_duration_since(runtime::clock::now()));
+                match rx.recv_timeout(wait) {
                     Ok(j) => Some(j),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => return,
@@ -207,33 +200,27 @@ impl Worker {
             };
             let mut events = Vec::new();
             let mut stop = false;
-            if let Some(j) = first {
+            if let Some(j) = job {
                 stop |= self.apply(j, &mut seq, &mut events);
             }
             while let Ok(j) = rx.try_recv() {
                 stop |= self.apply(j, &mut seq, &mut events);
             }
-            // Keep writes `interval` apart; what arrives meanwhile joins this write.
-            if self.dirty && !stop {
-                let now = runtime::clock::now();
-                if let Some(wait) = self.last_start.map(|t| (t + self.s.interval).saturating_duration_since(now))
-                    && !wait.is_zero()
-                {
-                    std::thread::sleep(wait);
-                    while let Ok(j) = rx.try_recv() {
-                        stop |= self.apply(j, &mut seq, &mut events);
-                    }
-                }
-            }
-            if self.dirty {
-                self.write();
-            }
             for e in &events {
                 self.s.control.emit(e.topic(), e.attributes());
             }
-            self.done.store(seq, Ordering::Release);
-            self.s.waker.wake();
+            let now = runtime::clock::now();
+            if self.dirty && (stop || next_write.is_none_or(|t| now >= t)) {
+                next_write = Some(match self.write() {
+                    Ok(took) => now + self.s.interval.max(took * 4),
+                    Err(()) => now + RETRY,
+                });
+            }
+            if !self.dirty {
+                self.done.store(seq, Ordering::Release);
+            }
             if stop {
+                self.done.store(seq, Ordering::Release);
                 return;
             }
         }
@@ -249,12 +236,13 @@ impl Worker {
         *p = Arc::new(leases);
     }
 
-    fn write(&mut self) {
+    /// Writes the table; how long it took, or `Err` when it failed.
+    fn write(&mut self) -> Result<Duration, ()> {
         let started = runtime::clock::now();
-        self.last_start = Some(started);
         let leases = self.snapshot();
         let result = runtime::statefile::write_json(&self.s.path, &leases);
-        self.s.stats.write_seconds.observe(runtime::clock::now().saturating_duration_since(started).as_secs_f64());
+        let took = runtime::clock::now().saturating_duration_since(started);
+        self.s.stats.write_seconds.observe(took.as_secs_f64());
         match result {
             Ok(()) => {
                 self.dirty = false;
@@ -265,6 +253,7 @@ impl Worker {
                     self.failing = Some(false);
                     self.s.control.set_condition("LeasesPersisted", Some(true), "Written", "leases.json is up to date");
                 }
+                Ok(took)
             }
             Err(e) => {
                 self.s.stats.write_errors.inc();
@@ -273,6 +262,7 @@ impl Worker {
                     self.failing = Some(true);
                     self.s.control.set_condition("LeasesPersisted", Some(false), "WriteFailed", &e.to_string());
                 }
+                Err(())
             }
         }
     }
