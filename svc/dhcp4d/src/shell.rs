@@ -90,6 +90,7 @@ struct Shell {
     http: ListenerPool,
     http_addrs: Option<Vec<IpAddr>>,
     retry_armed: bool,
+    listeners_incomplete: bool,
     last_config_text: Option<String>,
     last_interfaces: Option<Interfaces>,
     buf: Vec<u8>,
@@ -146,6 +147,7 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         seq: 0,
         http_addrs: http_spec.addrs,
         retry_armed: false,
+        listeners_incomplete: false,
         last_config_text: None,
         last_interfaces: None,
         buf: vec![0; 4096],
@@ -370,9 +372,15 @@ impl Shell {
                 }
             },
         };
-        for (addr, e) in self.http.update(&addrs) {
-            runtime::log_warn!("status page on {addr}: {e}");
+        let errors = self.http.update(&addrs);
+        // An address still in duplicate address detection cannot be bound
+        // yet; the status timer tries again.
+        for (addr, e) in &errors {
+            if !self.listeners_incomplete {
+                runtime::log_warn!("status page on {addr}: {e}; retrying");
+            }
         }
+        self.listeners_incomplete = !errors.is_empty();
     }
 
     fn publish_status(&self) {
@@ -476,6 +484,9 @@ impl Handler for Shell {
                 }
             }
             STATUS_TIMER => {
+                if self.listeners_incomplete {
+                    self.update_listeners();
+                }
                 self.publish_status();
                 cx.add_timer(cx.now() + STATUS_EVERY, STATUS_TIMER);
             }
