@@ -18,11 +18,15 @@ const RENEW_WITHIN: Duration = Duration::from_secs(40);
 
 /// Waits for the lease of `mac` in leases.json to be at `addr` with a
 /// `last_ack` later than `after`.
-fn wait_for_ack(lan: &Lan, mac: &str, addr: &str, after: Option<runtime::timefmt::Timestamp>) -> runtime::perm::Dhcp4dLease {
+fn wait_for_ack(
+    lan: &Lan,
+    mac: &str,
+    addr: &str,
+    after: Option<runtime::timefmt::Timestamp>,
+) -> runtime::perm::Dhcp4dLease {
     wait_for(RENEW_WITHIN, || {
-        lan.lease_of(mac).filter(|l| {
-            l.addr.map(|a| a.to_string()).as_deref() == Some(addr) && after.is_none_or(|t| l.last_ack > t)
-        })
+        lan.lease_of(mac)
+            .filter(|l| l.addr.map(|a| a.to_string()).as_deref() == Some(addr) && after.is_none_or(|t| l.last_ack > t))
     })
     .unwrap_or_else(|| panic!("no ACK of {addr} to {mac} in leases.json after {after:?}: {:#?}", lan.leases()))
 }
@@ -71,8 +75,11 @@ fn dhclient_gets_renews_and_releases_a_lease() {
         ),
     );
     let conf = dir.join("dhclient.conf");
-    std::fs::write(&conf, "send host-name \"dhclient-test\";\nrequest subnet-mask, routers, domain-name-servers, domain-name;\n")
-        .unwrap();
+    std::fs::write(
+        &conf,
+        "send host-name \"dhclient-test\";\nrequest subnet-mask, routers, domain-name-servers, domain-name;\n",
+    )
+    .unwrap();
     let (leases, pid) = (dir.join("dhclient.leases"), dir.join("dhclient.pid"));
     let args = |release: bool| {
         let mut a = vec![if release { "-r" } else { "-d" }, "-v"];
@@ -144,7 +151,9 @@ fn dhcpcd_gets_renews_and_releases_a_lease() {
     assert_eq!(first.hostname, "dhcpcd-test");
     assert_eq!(granted(&lan, mac), addr);
     assert!(wait_for(Duration::from_secs(10), || lan.client_addrs().contains(&addr).then_some(())).is_some());
-    assert!(wait_for(Duration::from_secs(10), || lines(&log).contains(&format!("BOUND {addr}")).then_some(())).is_some());
+    assert!(
+        wait_for(Duration::from_secs(10), || lines(&log).contains(&format!("BOUND {addr}")).then_some(())).is_some()
+    );
 
     assert!(
         wait_for(RENEW_WITHIN, || lines(&log).contains(&format!("RENEW {addr}")).then_some(())).is_some(),
