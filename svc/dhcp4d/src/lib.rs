@@ -9,6 +9,7 @@
 //! | [`config`] | router7's defaults and the optional `/perm/dhcp4d/config.json` |
 //! | [`hostname`] | options 12 and 81 made into DNS labels |
 //! | [`ratelimit`] | a token bucket per MAC |
+//! | [`quirks`] | router7's client quirks (Nintendo's one-hour minimum lease) |
 //! | [`stats`] | counters and gauges for `/metrics` |
 //! | [`web`] | the lease table as HTML and JSON |
 //! | [`jsonpos`] | line and column of a value in a JSON text, for config errors |
@@ -22,6 +23,7 @@ pub mod config;
 pub mod hostname;
 pub mod jsonpos;
 pub mod leases;
+pub mod quirks;
 pub mod ratelimit;
 pub mod server;
 pub mod stats;

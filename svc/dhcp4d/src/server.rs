@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::hostname;
 use crate::leases::{Binding, Expiry, LeaseRecord, LeaseTable, remaining_from_file};
+use crate::quirks;
 use crate::ratelimit::RateLimiter;
 use crate::stats::Stats;
 use crate::wire::{Destination, DropReason, Mac, MessageType, Reply, Request, code};
@@ -439,12 +440,8 @@ impl Server {
     fn discover(&mut self, now: Instant, req: &Request) -> Option<Reply> {
         let hint = req.requested_ip.or((!req.ciaddr.is_unspecified()).then_some(req.ciaddr));
         let Some(addr) = self.choose(req.chaddr, hint, now) else {
+            // Counted, not logged per packet: the shell reports it periodically.
             self.stats.pool_exhausted.inc();
-            runtime::log_warn!(
-                "no address to offer {} (pool of {} exhausted)",
-                runtime::netif::format_mac(req.chaddr),
-                self.cfg.pool_size()
-            );
             return None;
         };
         if self.table.binding(addr).is_none_or(|b| b.mac != req.chaddr) {
@@ -519,7 +516,8 @@ impl Server {
             None => old_name,
             Some(name) => name.unwrap_or_default(),
         };
-        let expiry = if keep_forever { Expiry::Never } else { Expiry::At(now + self.cfg.lease_time) };
+        let lease_time = quirks::lease_time(mac, self.cfg.lease_time);
+        let expiry = if keep_forever { Expiry::Never } else { Expiry::At(now + lease_time) };
         let binding = Binding {
             mac,
             expiry,
@@ -531,7 +529,7 @@ impl Server {
         let name = binding.name().to_owned();
         self.table.put(addr, binding);
         if !was_running {
-            let lease = (!keep_forever).then_some(self.cfg.lease_time);
+            let lease = (!keep_forever).then_some(lease_time);
             self.events.push(LeaseEvent::Granted { addr, mac, hostname: name, lease });
         }
     }
@@ -635,17 +633,24 @@ impl Server {
     /// (everything we have when it did not ask), then option 82 echoed.
     fn reply(&self, req: &Request, kind: MessageType, yiaddr: Ipv4Addr, lease: bool) -> Reply {
         let mut options: Vec<(u8, Vec<u8>)> = Vec::with_capacity(10);
+        let lease_time = quirks::lease_time(req.chaddr, self.cfg.lease_time);
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX).to_be_bytes().to_vec();
         if lease {
-            let secs = u32::try_from(self.cfg.lease_time.as_secs()).unwrap_or(u32::MAX);
-            options.push((code::LEASE_TIME, secs.to_be_bytes().to_vec()));
+            options.push((code::LEASE_TIME, secs(lease_time)));
         }
-        let timers = |c: u8| matches!(c, code::RENEWAL_TIME | code::REBINDING_TIME);
         let mut add = |c: u8| {
-            if (lease || !timers(c))
-                && !options.iter().any(|(have, _)| *have == c)
-                && let Some(v) = self.cfg.served(c)
-            {
-                options.push((c, v.to_vec()));
+            if options.iter().any(|(have, _)| *have == c) {
+                return;
+            }
+            // T1 and T2 follow this client's lease time (RFC 2131 §4.4.5).
+            let value = match c {
+                code::RENEWAL_TIME | code::REBINDING_TIME if !lease => None,
+                code::RENEWAL_TIME => Some(secs(lease_time / 2)),
+                code::REBINDING_TIME => Some(secs(lease_time * 7 / 8)),
+                _ => self.cfg.served(c).map(<[u8]>::to_vec),
+            };
+            if let Some(v) = value {
+                options.push((c, v));
             }
         };
         match &req.parameter_list {

@@ -247,6 +247,25 @@ fn a_stored_lease_is_offered_again() {
 }
 
 #[test]
+fn nintendo_devices_get_an_hour() {
+    // TestMinimumLeaseTime
+    let mut h = H::new();
+    let lease = |m: &Message| m.opts().get(OptionCode::AddressLeaseTime).cloned();
+    let normal = h.send(&request(ip(23), hw(0x66), vec![])).unwrap();
+    assert_eq!(lease(&normal), Some(DhcpOption::AddressLeaseTime(1200)));
+    let switch = [0x7c, 0xbb, 0x8a, 0x11, 0x22, 0x33];
+    let offer = h.send(&discover(unzero(), switch, vec![])).unwrap();
+    assert_eq!(lease(&offer), Some(DhcpOption::AddressLeaseTime(3600)));
+    assert_eq!(offer.opts().get(OptionCode::Renewal), Some(&DhcpOption::Renewal(1800)));
+    let ack = h.send(&request(offer.yiaddr(), switch, vec![])).unwrap();
+    assert_eq!(lease(&ack), Some(DhcpOption::AddressLeaseTime(3600)));
+    assert_eq!(
+        h.file().iter().find(|l| l.hardware_addr == "7c:bb:8a:11:22:33").unwrap().expiry,
+        Timestamp::from_system(h.wall + Duration::from_secs(3600))
+    );
+}
+
+#[test]
 fn a_declined_address_is_not_offered_again_until_quarantine_ends() {
     // TestClientDecline, plus the quarantine's end.
     let mut h = H::new();

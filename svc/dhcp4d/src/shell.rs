@@ -95,6 +95,7 @@ struct Shell {
     last_interfaces: Option<Interfaces>,
     buf: Vec<u8>,
     send_errors_logged: u64,
+    exhausted_reported: u64,
 }
 
 fn random_seed() -> u64 {
@@ -152,6 +153,7 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         last_interfaces: None,
         buf: vec![0; 4096],
         send_errors_logged: 0,
+        exhausted_reported: 0,
     };
     let now = runtime::clock::now();
     shell.refresh(event_loop.registry(), now);
@@ -177,25 +179,26 @@ impl Shell {
         self.control.set_condition("Serving", Some(false), reason, message);
     }
 
-    /// Reads interfaces.json; the last good copy when it is corrupt.
+    /// Reads interfaces.json; the last good copy when it is corrupt or gone.
     fn read_interfaces(&mut self) -> Result<Interfaces, String> {
         let path = runtime::perm::interfaces_path(&self.perm);
-        match statefile::read_json::<Interfaces>(&path) {
+        let problem = match statefile::read_json::<Interfaces>(&path) {
             Ok(Some(i)) => {
                 for f in i.unknown_fields() {
                     runtime::log_debug!("{}: unknown field {f} (ignored)", path.display());
                 }
                 self.last_interfaces = Some(i.clone());
-                Ok(i)
+                return Ok(i);
             }
-            Ok(None) => Err(format!("{} does not exist yet", path.display())),
-            Err(e) => match &self.last_interfaces {
-                Some(i) => {
-                    runtime::log_error!("{e}; keeping the last good copy");
-                    Ok(i.clone())
-                }
-                None => Err(e.to_string()),
-            },
+            Ok(None) => format!("{} does not exist", path.display()),
+            Err(e) => e.to_string(),
+        };
+        match &self.last_interfaces {
+            Some(i) => {
+                runtime::log_error!("{problem}; keeping the last good copy");
+                Ok(i.clone())
+            }
+            None => Err(problem),
         }
     }
 
@@ -486,6 +489,20 @@ impl Handler for Shell {
             STATUS_TIMER => {
                 if self.listeners_incomplete {
                     self.update_listeners();
+                }
+                // lan0 deleted and re-created (netconfigd renames interfaces)
+                // leaves the sockets on a dead index.
+                if self.sockets.as_ref().is_some_and(|s| runtime::netif::index(&self.lan).ok() != Some(s.ifindex)) {
+                    self.refresh(cx.registry(), cx.now());
+                }
+                let exhausted = self.stats.pool_exhausted.get();
+                if exhausted > self.exhausted_reported {
+                    let size = self.server.as_ref().map_or(0, |s| s.config().pool_size());
+                    runtime::log_warn!(
+                        "pool of {size} exhausted: {} DISCOVERs left unanswered",
+                        exhausted - self.exhausted_reported
+                    );
+                    self.exhausted_reported = exhausted;
                 }
                 self.publish_status();
                 cx.add_timer(cx.now() + STATUS_EVERY, STATUS_TIMER);

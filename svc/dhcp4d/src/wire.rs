@@ -628,6 +628,18 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_regression_option_94_of_length_1_is_just_skipped() {
+        // ci/fuzz found this (artifacts/parse/crash-b98a5294…): dhcproto's
+        // decoder asserts that option 94 has length 3; ours skips options it
+        // does not use, whatever their length.
+        let mut b = header(1, [0; 6]);
+        b[28..34].copy_from_slice(&MAC);
+        b.extend_from_slice(&[0x35, 0x01, 0x01, 0x5e, 0x01, 0x03, 0xff]);
+        let r = Request::parse(&b).unwrap();
+        assert_eq!(r.kind, MessageType::Discover);
+    }
+
+    #[test]
     fn a_hostname_no_dns_name_can_hold_is_huge() {
         let mut b = header(1, MAC);
         b.extend_from_slice(&[53, 1, 1]);
