@@ -31,7 +31,9 @@ fn config(variant: u8) -> Config {
         }
         _ => r#"{"pool": {"start": "192.168.42.10", "end": "192.168.42.11"}, "lease_seconds": 10}"#,
     };
-    Config::from_file(SERVER, 24, Path::new("config.json"), text).expect("the fuzz configs are valid").with_router_hostname("router7")
+    Config::from_file(SERVER, 24, Path::new("config.json"), text)
+        .expect("the fuzz configs are valid")
+        .with_router_hostname("router7")
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -46,7 +48,8 @@ fuzz_target!(|data: &[u8]| {
         let (datagram, next) = tail.split_at(len);
         rest = next;
         // Mostly small steps; 0xff jumps past any lease.
-        let d = if *step == 0xff { Duration::from_secs(3 * 3600) } else { Duration::from_millis(u64::from(*step) * 100) };
+        let d =
+            if *step == 0xff { Duration::from_secs(3 * 3600) } else { Duration::from_millis(u64::from(*step) * 100) };
         now += d;
         wall += d;
         if let Some(reply) = server.handle_datagram(now, wall, datagram) {
