@@ -3,7 +3,7 @@
 //! | path | answer |
 //! |---|---|
 //! | `/` | the lease table as HTML; as JSON with `Accept: application/json` |
-//! | `/leases.json` | the lease table as router7's JSON array |
+//! | `/leases.json` | the lease table as router7's JSON array (what the file says, or is about to) |
 //! | `/lease/<hostname>` | that lease as JSON, `X-Lease-Active: true` when renewed within the last third of the lease time |
 //! | `/metrics` | Prometheus text |
 //!
@@ -21,12 +21,12 @@ use dhcp4d::config::StaticLease;
 use dhcp4d::stats::Stats;
 use dhcp4d::web;
 
-use crate::writer::Published;
+use crate::writer::{LeaseFile, Published};
 
 /// What the pages show, kept current by the loop and the writer.
 #[derive(Debug)]
 pub struct PageState {
-    /// The table as last written.
+    /// The lease table, shared with the writer.
     pub leases: Published,
     /// Static leases of the configuration.
     pub statics: RwLock<Arc<Vec<StaticLease>>>,
@@ -41,15 +41,15 @@ impl PageState {
     #[must_use]
     pub fn new(stats: Arc<Stats>) -> Self {
         Self {
-            leases: Arc::new(RwLock::new(Arc::new(Vec::new()))),
+            leases: Arc::new(RwLock::new(LeaseFile::default())),
             statics: RwLock::new(Arc::new(Vec::new())),
             lease_time: RwLock::new(dhcp4d::config::DEFAULT_LEASE),
             stats,
         }
     }
 
-    fn leases(&self) -> Arc<Vec<runtime::perm::Dhcp4dLease>> {
-        Arc::clone(&self.leases.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    fn leases(&self) -> Vec<runtime::perm::Dhcp4dLease> {
+        self.leases.read().unwrap_or_else(std::sync::PoisonError::into_inner).leases()
     }
 }
 

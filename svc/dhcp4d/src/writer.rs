@@ -2,12 +2,13 @@
 //! keeps answering while the file is encoded and synced.
 //!
 //! The loop sends numbered batches of lease changes and events. The writer
-//! keeps its own copy of the table, emits the events, and writes the file
-//! when something changed — at once after a quiet spell, then no sooner than
+//! keeps the table as the file should say it (shared, read-only, with the
+//! HTTP pages), emits the events, and writes the file when something changed — at once after a quiet spell, then no sooner than
 //! `max(interval, 4 × the last write's duration)` after the previous write
 //! started, so changes arriving meanwhile share one write and the writer
 //! spends at most a fifth of its time writing however large the table grows.
-//! After each write dnsd gets SIGUSR1 and the HTTP pages the new table.
+//! After each write dnsd gets SIGUSR1. The JSON is encoded straight from the
+//! shared table, so a large table is held once, plus its encoding.
 //!
 //! ACKs do not wait for the write (see the crate README for the measurement
 //! behind that); a clean stop writes everything pending before the process
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use runtime::control::Control;
 use runtime::event_loop::Signal;
@@ -66,8 +67,69 @@ pub enum Job {
     },
 }
 
-/// What the HTTP pages read: the table as last written.
-pub type Published = Arc<RwLock<Arc<Vec<Dhcp4dLease>>>>;
+/// The leases as the file says them (or is about to).
+#[derive(Debug, Default)]
+pub struct LeaseFile {
+    /// The server address (`num` counts from it).
+    pub server: Option<Ipv4Addr>,
+    /// The bindings by address.
+    pub records: BTreeMap<Ipv4Addr, LeaseRecord>,
+    /// A monotonic instant and the wall time it was: expiries (monotonic in
+    /// the core) become wall times through it, so every rendering of a lease
+    /// says the same time until the wall clock is stepped (NTP), when it is
+    /// re-read.
+    anchor: Option<(Instant, SystemTime)>,
+}
+
+/// How far the wall clock may drift from the anchor before it is re-read.
+const ANCHOR_SLACK: Duration = Duration::from_secs(1);
+
+impl LeaseFile {
+    fn anchor(&self) -> (Instant, SystemTime) {
+        self.anchor.unwrap_or_else(|| (runtime::clock::now(), runtime::clock::wall_now()))
+    }
+
+    /// Re-reads the clocks when the wall clock was stepped since the anchor.
+    fn refresh_anchor(&mut self) {
+        let (now, wall) = (runtime::clock::now(), runtime::clock::wall_now());
+        let stepped = self.anchor.is_none_or(|(m, w)| {
+            let predicted = dhcp4d::leases::wall_of(now, m, w);
+            let off = match wall.duration_since(predicted) {
+                Ok(d) => d,
+                Err(e) => e.duration(),
+            };
+            off > ANCHOR_SLACK
+        });
+        if stepped {
+            self.anchor = Some((now, wall));
+        }
+    }
+
+    /// Every lease in router7's form.
+    #[must_use]
+    pub fn leases(&self) -> Vec<Dhcp4dLease> {
+        let (now, wall) = self.anchor();
+        let server = self.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        self.records.values().map(|r| r.to_file(server, now, wall)).collect()
+    }
+
+    /// The file's bytes: router7's tab-indented JSON array and a newline, as
+    /// `statefile::write_json` writes it, encoded without an intermediate copy.
+    fn encode(&self) -> serde_json::Result<Vec<u8>> {
+        let (now, wall) = self.anchor();
+        let server = self.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        // About 230 bytes per lease.
+        let mut out = Vec::with_capacity(64 + 240 * self.records.len());
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+        serde::Serializer::collect_seq(&mut ser, self.records.values().map(|r| r.to_file(server, now, wall)))?;
+        out.push(b'\n');
+        Ok(out)
+    }
+}
+
+/// The table the writer and the HTTP pages share.
+pub type Published = Arc<RwLock<LeaseFile>>;
 
 /// The loop's handle on the writer thread.
 #[derive(Debug)]
@@ -90,7 +152,7 @@ pub struct Settings {
     pub control: Control,
     /// Write counters.
     pub stats: Arc<Stats>,
-    /// Where the written table is published.
+    /// The table, shared with the HTTP pages.
     pub published: Published,
 }
 
@@ -138,26 +200,28 @@ impl LeaseWriter {
 struct Worker {
     s: Settings,
     done: Arc<AtomicU64>,
-    server: Ipv4Addr,
-    table: BTreeMap<Ipv4Addr, LeaseRecord>,
     dirty: bool,
     failing: Option<bool>,
 }
 
 impl Worker {
     fn new(s: Settings, done: Arc<AtomicU64>) -> Self {
-        Self { s, done, server: Ipv4Addr::UNSPECIFIED, table: BTreeMap::new(), dirty: false, failing: None }
+        Self { s, done, dirty: false, failing: None }
     }
 
     /// Applies a job; returns its events and whether it asks to stop.
     fn apply(&mut self, job: Job, seq: &mut u64, events: &mut Vec<LeaseEvent>) -> bool {
         match job {
             Job::Batch { seq: n, changes, events: ev } => {
-                for (a, r) in changes {
-                    match r {
-                        Some(r) => self.table.insert(a, r),
-                        None => self.table.remove(&a),
-                    };
+                if !changes.is_empty() {
+                    let mut file = self.file_mut();
+                    for (a, r) in changes {
+                        match r {
+                            Some(r) => file.records.insert(a, r),
+                            None => file.records.remove(&a),
+                        };
+                    }
+                    drop(file);
                     self.dirty = true;
                 }
                 events.extend(ev);
@@ -165,12 +229,12 @@ impl Worker {
                 false
             }
             Job::Reset { seq: n, server, records, write } => {
-                self.server = server;
-                self.table = records.into_iter().map(|r| (r.addr, r)).collect();
+                let mut file = self.file_mut();
+                file.server = Some(server);
+                file.records = records.into_iter().map(|r| (r.addr, r)).collect();
+                file.refresh_anchor();
+                drop(file);
                 self.dirty |= write;
-                if !write {
-                    self.publish(self.snapshot());
-                }
                 *seq = n;
                 false
             }
@@ -226,28 +290,25 @@ impl Worker {
         }
     }
 
-    fn snapshot(&self) -> Vec<Dhcp4dLease> {
-        let (now, wall) = (runtime::clock::now(), runtime::clock::wall_now());
-        self.table.values().map(|r| r.to_file(self.server, now, wall)).collect()
-    }
-
-    fn publish(&self, leases: Vec<Dhcp4dLease>) {
-        let mut p = self.s.published.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *p = Arc::new(leases);
+    fn file_mut(&self) -> std::sync::RwLockWriteGuard<'_, LeaseFile> {
+        self.s.published.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Writes the table; how long it took, or `Err` when it failed.
     fn write(&mut self) -> Result<Duration, ()> {
         let started = runtime::clock::now();
-        let leases = self.snapshot();
-        let result = runtime::statefile::write_json(&self.s.path, &leases);
+        self.file_mut().refresh_anchor();
+        let encoded = self.s.published.read().unwrap_or_else(std::sync::PoisonError::into_inner).encode();
+        let result = match encoded {
+            Ok(bytes) => runtime::statefile::write_atomic(&self.s.path, &bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("encoding the leases: {e}")),
+        };
         let took = runtime::clock::now().saturating_duration_since(started);
         self.s.stats.write_seconds.observe(took.as_secs_f64());
         match result {
             Ok(()) => {
                 self.dirty = false;
                 self.s.stats.writes.inc();
-                self.publish(leases);
                 runtime::notify::notify_all(&self.s.run, &["dnsd"], Signal::Usr1);
                 if self.failing != Some(false) {
                     self.failing = Some(false);
@@ -260,10 +321,64 @@ impl Worker {
                 runtime::log_error!("cannot write the leases: {e}; retrying every {} s", RETRY.as_secs());
                 if self.failing != Some(true) {
                     self.failing = Some(true);
-                    self.s.control.set_condition("LeasesPersisted", Some(false), "WriteFailed", &e.to_string());
+                    self.s.control.set_condition("LeasesPersisted", Some(false), "WriteFailed", &e);
                 }
                 Err(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dhcp4d::leases::{Binding, Expiry};
+    use runtime::timefmt::Timestamp;
+
+    fn file() -> LeaseFile {
+        let now = runtime::clock::now();
+        let mut f = LeaseFile { server: Some(Ipv4Addr::new(192, 168, 42, 1)), ..LeaseFile::default() };
+        for (last, expiry) in [(2u8, Expiry::Never), (30, Expiry::At(now + Duration::from_secs(600)))] {
+            let addr = Ipv4Addr::new(192, 168, 42, last);
+            let binding = Binding {
+                mac: [2, 0, 0, 0, 0, last],
+                expiry,
+                hostname: format!("host{last}"),
+                hostname_override: String::new(),
+                last_ack: Timestamp::from_system(runtime::clock::wall_now()),
+                ended: false,
+            };
+            f.records.insert(addr, LeaseRecord { addr, binding });
+        }
+        f.refresh_anchor();
+        f
+    }
+
+    #[test]
+    fn encodes_exactly_what_statefile_write_json_would() {
+        let f = file();
+        let dir = std::env::temp_dir().join(format!("dhcp4d-writer-{}", std::process::id()));
+        let path = dir.join("leases.json");
+        runtime::statefile::write_json(&path, &f.leases()).unwrap();
+        assert_eq!(f.encode().unwrap(), std::fs::read(&path).unwrap());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn renderings_agree_until_the_wall_clock_steps() {
+        let mut f = file();
+        let first = f.leases();
+        std::thread::sleep(Duration::from_millis(20));
+        f.refresh_anchor();
+        assert_eq!(f.leases(), first, "the same expiry every time");
+        assert_eq!(first[0].expiry, Timestamp::GO_ZERO, "static stays zero");
+        assert_eq!(first[1].num, 28);
+        // A wall clock stepped by an hour since the anchor (NTP) is noticed.
+        let (m, w) = f.anchor();
+        f.anchor = Some((m, w - Duration::from_secs(3600)));
+        assert_eq!(f.leases()[1].expiry.plus(Duration::from_secs(3600)), first[1].expiry);
+        f.refresh_anchor();
+        let off = first[1].expiry.until(f.leases()[1].expiry) + f.leases()[1].expiry.until(first[1].expiry);
+        assert!(off < Duration::from_secs(1), "{off:?}");
     }
 }
