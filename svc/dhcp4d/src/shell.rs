@@ -60,10 +60,7 @@ impl HttpSpec {
     /// Parses `PORT`, `:PORT`, `ADDR:PORT` or `ADDR,ADDR:PORT` (`[v6]` in brackets).
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || format!("--http {text:?}: expected PORT or ADDR[,ADDR…]:PORT");
-        let (addrs, port) = match text.rsplit_once(':') {
-            Some((a, p)) if !a.ends_with(':') || a.starts_with('[') => (a, p),
-            _ => ("", text),
-        };
+        let (addrs, port) = text.rsplit_once(':').unwrap_or(("", text));
         let port: u16 = port.parse().map_err(|_| bad())?;
         if addrs.is_empty() {
             return Ok(Self { port, addrs: None });
@@ -184,8 +181,11 @@ impl Shell {
         let path = runtime::perm::interfaces_path(&self.perm);
         let problem = match statefile::read_json::<Interfaces>(&path) {
             Ok(Some(i)) => {
-                for f in i.unknown_fields() {
-                    runtime::log_debug!("{}: unknown field {f} (ignored)", path.display());
+                // Once per new content, not on every SIGUSR1.
+                if self.last_interfaces.as_ref() != Some(&i) {
+                    for f in i.unknown_fields() {
+                        runtime::log_warn!("{}: unknown field {f} (ignored)", path.display());
+                    }
                 }
                 self.last_interfaces = Some(i.clone());
                 return Ok(i);
@@ -314,7 +314,9 @@ impl Shell {
                     seq: self.seq,
                     server: server_addr,
                     records: server.records(),
-                    write: !warnings.is_empty() || moved_aside,
+                    // Entries left out are forgotten at the next write; a file
+                    // moved aside is replaced at once so dnsd reads valid JSON.
+                    write: moved_aside,
                 });
                 self.server = Some(server);
             }
@@ -399,6 +401,15 @@ impl Shell {
         self.control.set_field("lease_seconds", json!(cfg.lease_time.as_secs()));
         self.control.set_field("leases_in_use", json!(server.table().in_use()));
         self.control.set_field("pool_free", json!(server.table().free_count()));
+    }
+
+    /// [`Shell::refresh`], and the retry timer armed if it left us pending.
+    fn refresh_or_retry(&mut self, cx: &mut Context<'_>) {
+        self.refresh(cx.registry(), cx.now());
+        if self.needs_retry() && !self.retry_armed {
+            cx.add_timer(cx.now() + RETRY_EVERY, RETRY_TIMER);
+            self.retry_armed = true;
+        }
     }
 
     /// Hands this turn's lease changes and events to the writer.
@@ -493,7 +504,7 @@ impl Handler for Shell {
                 // lan0 deleted and re-created (netconfigd renames interfaces)
                 // leaves the sockets on a dead index.
                 if self.sockets.as_ref().is_some_and(|s| runtime::netif::index(&self.lan).ok() != Some(s.ifindex)) {
-                    self.refresh(cx.registry(), cx.now());
+                    self.refresh_or_retry(cx);
                 }
                 let exhausted = self.stats.pool_exhausted.get();
                 if exhausted > self.exhausted_reported {
@@ -512,11 +523,7 @@ impl Handler for Shell {
     }
 
     fn on_reload(&mut self, cx: &mut Context<'_>) {
-        self.refresh(cx.registry(), cx.now());
-        if self.needs_retry() && !self.retry_armed {
-            cx.add_timer(cx.now() + RETRY_EVERY, RETRY_TIMER);
-            self.retry_armed = true;
-        }
+        self.refresh_or_retry(cx);
     }
 
     fn on_stop(&mut self, cx: &mut Context<'_>) {
