@@ -211,3 +211,26 @@ fn a_bad_config_is_reported_and_the_last_good_one_kept() {
     assert!(out.contains("lease time 3600"), "{out}");
     assert_eq!(lan.status()["phase"], "Up");
 }
+
+#[test]
+fn a_lease_nobody_renews_expires_with_an_event() {
+    if !testbed::require("a_lease_nobody_renews_expires_with_an_event", &["busybox"]) {
+        return;
+    }
+    let mac = "02:73:53:00:5e:41";
+    let mut lan = Lan::new("expi", mac, Some("{\"lease_seconds\": 10}\n"));
+    lan.start(&[]);
+    // udhcpc -q takes the lease and exits: nobody renews it.
+    let addr = leased_addr(&udhcpc(&lan, &[]));
+    let expired = wait_for(Duration::from_secs(40), || {
+        lan.events("dhcp4d.lease.expired").into_iter().find(|e| e["attributes"]["hardware_addr"] == mac)
+    })
+    .expect("an expiry event from the timer, without any traffic");
+    assert_eq!(expired["attributes"]["addr"], addr);
+    let metrics = lan.http_get("127.0.0.1:8067", "/metrics", None).text();
+    assert!(metrics.contains("dhcp4d_expirations_total 1\n"), "{metrics}");
+    assert!(metrics.contains("dhcp4d_leases_in_use 0\n"), "{metrics}");
+    // The lease stays in the file (expired) so the client gets the address back.
+    assert_eq!(lan.lease_of(mac).unwrap().addr.unwrap().to_string(), addr);
+    assert_eq!(leased_addr(&udhcpc(&lan, &[])), addr);
+}
