@@ -572,6 +572,28 @@ impl Shared {
     }
 }
 
+/// The version shown in status and on the console, from the text of
+/// `/etc/router/version`: mkimage writes `{"version": …, "build_time": …}`
+/// (README's Files table), shown as `<version> (built <build_time>)`; any
+/// other text gives its first line. `None` for an empty file.
+#[must_use]
+pub fn version_line(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct VersionFile {
+        version: String,
+        build_time: Option<String>,
+    }
+    if let Ok(v) = serde_json::from_str::<VersionFile>(text) {
+        let version = v.version.trim();
+        return match v.build_time.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            _ if version.is_empty() => None,
+            Some(t) => Some(format!("{version} (built {t})")),
+            None => Some(version.to_owned()),
+        };
+    }
+    text.lines().next().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned)
+}
+
 /// A service's `/v1/status`, or why not.
 pub fn ask_status(socket: &std::path::Path) -> Result<Value, String> {
     let r = runtime::unix_http::request(socket, "GET", "/v1/status", b"", SERVICE_STATUS_TIMEOUT)
@@ -592,6 +614,19 @@ mod tests {
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(wall_of(now - Duration::from_secs(10), now, wall), Timestamp { secs: 999_990, nanos: 0 });
         assert_eq!(wall_of(now + Duration::from_secs(5), now, wall), Timestamp { secs: 1_000_005, nanos: 0 });
+    }
+
+    /// mkimage writes the version file as pretty JSON; its first line is
+    /// `{`, which init showed as its version until it read the JSON.
+    #[test]
+    fn version_comes_from_mkimages_json_or_the_first_line() {
+        let json = "{\n  \"version\": \"0.1.0+g1234abc\",\n  \"build_time\": \"2025-11-24T16:00:00Z\"\n}\n";
+        assert_eq!(version_line(json).as_deref(), Some("0.1.0+g1234abc (built 2025-11-24T16:00:00Z)"));
+        assert_eq!(version_line(r#"{"version":"1.2"}"#).as_deref(), Some("1.2"));
+        assert_eq!(version_line("0.1.0 2025-11-24\nmore\n").as_deref(), Some("0.1.0 2025-11-24"));
+        assert_eq!(version_line(r#"{"version":""}"#), None);
+        assert_eq!(version_line("\n"), None);
+        assert_eq!(version_line(""), None);
     }
 
     #[test]

@@ -80,8 +80,7 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
     };
     let version = std::fs::read_to_string(&cfg.version_file)
         .ok()
-        .and_then(|t| t.lines().next().map(|l| l.trim().to_owned()))
-        .filter(|l| !l.is_empty())
+        .and_then(|t| crate::status::version_line(&t))
         .unwrap_or_else(|| "unknown version".into());
 
     let logs = Arc::new(LogStore::new());
