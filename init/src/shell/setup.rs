@@ -15,7 +15,8 @@ fn make_dir(dir: &Path, mode: u32, gid: Option<u32>) -> io::Result<()> {
 }
 
 /// Copies the image's password to `<perm>/router/password` when that is absent,
-/// readable by root and the services' shared group (captured and backupd check it).
+/// readable by root and group `gid` (the manifest's `password_gid`: captured
+/// and backupd check it); an existing file and its folder get that group.
 pub fn ensure_password(
     perm: &Path,
     image_password: &Path,
@@ -57,7 +58,8 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
         Ok(m) => (m, None),
         Err(e) => {
             notes.push(format!("MANIFEST NOT USED, no service runs: {e}"));
-            (Manifest { services: Vec::new(), shared_gid: manifest::DEFAULT_SHARED_GID }, Some(e.to_string()))
+            let gid = manifest::DEFAULT_SHARED_GID;
+            (Manifest { services: Vec::new(), shared_gid: gid, password_gid: gid }, Some(e.to_string()))
         }
     };
     let shared_gid = manifest.shared_gid;
@@ -68,7 +70,7 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
             notes.push(format!("{}: {e}", dir.display()));
         }
     }
-    let password_file = match ensure_password(&cfg.perm, &cfg.image_password, shared_gid, root) {
+    let password_file = match ensure_password(&cfg.perm, &cfg.image_password, manifest.password_gid, root) {
         Ok((file, said)) => {
             notes.extend(said);
             file
