@@ -17,9 +17,11 @@
 //! Every service also gets its own group (gid = uid) and is a member of the
 //! shared group `router` (1000, init's `shared_gid`): init makes
 //! `/run/router` root:router 1770, where each service creates its control
-//! socket, and the password file (`/etc/router/password`,
-//! `/perm/router/password`, mode 0640) belongs to that group too, for
-//! captured and backupd, which check HTTP basic auth themselves.
+//! socket. The password file (`/etc/router/password`,
+//! `/perm/router/password`, mode 0640) belongs to group `router-password`
+//! (1010, init's `password_gid`), whose only members are captured and
+//! backupd, which check HTTP basic auth themselves: a DHCP or DNS service
+//! that parses what the LAN sends has no business reading the password.
 //!
 //! Deliberately not granted: dhcp4d's optional `NET_ADMIN` (a receive
 //! buffer beyond `rmem_max`; without it dhcp4d asks for what the kernel
@@ -30,10 +32,11 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The services' shared group (init's `shared_gid`): owns `/run/router`
-/// (where every service creates its control socket) and may read the
-/// password file.
-pub const PASSWORD_GROUP: (&str, u32) = ("router", 1000);
+/// The services' shared group (init's `shared_gid`): owns `/run/router`,
+/// where every service creates its control socket.
+pub const SHARED_GROUP: (&str, u32) = ("router", 1000);
+/// The group that may read the password file (init's `password_gid`).
+pub const PASSWORD_GROUP: (&str, u32) = ("router-password", 1010);
 
 /// One service as the image carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,12 +81,12 @@ pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec { name: "dnsd", uid: 1004, capabilities: &["NET_BIND_SERVICE"], groups: &[], args: &[] },
     ServiceSpec { name: "radvd", uid: 1005, capabilities: &["NET_RAW"], groups: &[], args: &[] },
     ServiceSpec { name: "diagd", uid: 1007, capabilities: &["NET_RAW"], groups: &[], args: &[] },
-    ServiceSpec { name: "captured", uid: 1008, capabilities: &["NET_RAW"], groups: &[], args: &[] },
+    ServiceSpec { name: "captured", uid: 1008, capabilities: &["NET_RAW"], groups: &[PASSWORD_GROUP.1], args: &[] },
     ServiceSpec {
         name: "backupd",
         uid: 1009,
         capabilities: &["DAC_READ_SEARCH", "DAC_OVERRIDE", "CHOWN", "FOWNER"],
-        groups: &[],
+        groups: &[PASSWORD_GROUP.1],
         args: &[],
     },
 ];
@@ -118,8 +121,10 @@ pub struct ManifestEntry {
 /// `/etc/router/services.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
-    /// The services' shared group (owns `/run/router`, reads the password).
+    /// The services' shared group (owns `/run/router`).
     pub shared_gid: u32,
+    /// The group that reads the password file.
+    pub password_gid: u32,
     /// The services init starts.
     pub services: Vec<ManifestEntry>,
 }
@@ -139,11 +144,11 @@ impl Manifest {
                 env: BTreeMap::new(),
                 uid: s.uid,
                 gid: s.uid,
-                groups: std::iter::once(PASSWORD_GROUP.1).chain(s.groups.iter().copied()).collect(),
+                groups: std::iter::once(SHARED_GROUP.1).chain(s.groups.iter().copied()).collect(),
                 capabilities: s.capabilities.iter().map(|c| (*c).to_owned()).collect(),
             })
             .collect();
-        Self { shared_gid: PASSWORD_GROUP.1, services }
+        Self { shared_gid: SHARED_GROUP.1, password_gid: PASSWORD_GROUP.1, services }
     }
 
     /// Pretty JSON with a final newline.
@@ -167,13 +172,21 @@ pub fn passwd() -> String {
     out
 }
 
-/// `/etc/group`: root, the shared group with every service as a member, one
-/// group per service.
+/// `/etc/group`: root, the shared group with every service as a member, the
+/// password group with its members, one group per service.
 #[must_use]
 pub fn group() -> String {
-    let (group_name, gid) = PASSWORD_GROUP;
-    let members: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
-    let mut out = format!("root:x:0:\n{group_name}:x:{gid}:{}\n", members.join(","));
+    let all: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+    let readers: Vec<&str> = SERVICES.iter().filter(|s| s.groups.contains(&PASSWORD_GROUP.1)).map(|s| s.name).collect();
+    let mut out = format!(
+        "root:x:0:\n{}:x:{}:{}\n{}:x:{}:{}\n",
+        SHARED_GROUP.0,
+        SHARED_GROUP.1,
+        all.join(","),
+        PASSWORD_GROUP.0,
+        PASSWORD_GROUP.1,
+        readers.join(",")
+    );
     for s in SERVICES {
         out.push_str(&format!("{0}:x:{1}:\n", s.name, s.uid));
     }
@@ -190,7 +203,7 @@ mod tests {
         uids.sort_unstable();
         uids.dedup();
         assert_eq!(uids.len(), SERVICES.len());
-        assert!(uids.iter().all(|&u| u != 0 && u != PASSWORD_GROUP.1));
+        assert!(uids.iter().all(|&u| u != 0 && u != SHARED_GROUP.1 && u != PASSWORD_GROUP.1));
     }
 
     #[test]
@@ -234,7 +247,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
         let list = v["services"].as_array().unwrap();
         assert_eq!(list.len(), 2);
-        assert_eq!(v["shared_gid"], 1000);
+        assert_eq!((v["shared_gid"].as_u64(), v["password_gid"].as_u64()), (Some(1000), Some(1010)));
         // Table order: dhcp4 before dnsd.
         assert_eq!(list[0]["name"], "dhcp4");
         assert_eq!(
@@ -255,6 +268,9 @@ mod tests {
         for s in &m.services {
             assert_eq!(s.groups.first(), Some(&m.shared_gid), "{}", s.name);
             assert!(s.groups.iter().all(|&g| g != 0), "{}: root's group", s.name);
+            // Only the services that check HTTP basic auth themselves read the password.
+            let reads_password = s.groups.contains(&m.password_gid);
+            assert_eq!(reads_password, ["captured", "backupd"].contains(&s.name.as_str()), "{}", s.name);
         }
     }
 
@@ -269,13 +285,13 @@ mod tests {
             &Manifest::for_services(&names).to_json(),
         )
         .unwrap();
-        assert_eq!(m.shared_gid, PASSWORD_GROUP.1);
+        assert_eq!((m.shared_gid, m.password_gid), (SHARED_GROUP.1, PASSWORD_GROUP.1));
         assert_eq!(m.services.len(), SERVICES.len());
         for (got, want) in m.services.iter().zip(SERVICES) {
             assert_eq!(got.name, want.name);
             assert_eq!((got.uid, got.gid), (want.uid, want.uid));
             assert_eq!(got.capabilities, want.capabilities);
-            assert_eq!(got.groups[0], PASSWORD_GROUP.1);
+            assert_eq!(got.groups[0], SHARED_GROUP.1);
             assert_eq!(
                 got.command_args(std::path::Path::new("/perm"), std::path::Path::new("/run")),
                 want.args.iter().copied().chain(["--perm", "/perm", "--run", "/run"]).collect::<Vec<_>>()
@@ -303,6 +319,7 @@ mod tests {
             assert!(g.contains(&format!("\n{}:x:{}:\n", s.name, s.uid)), "{}", s.name);
         }
         assert!(g.contains("\nrouter:x:1000:netconfigd,dhcp4,dhcp6,dhcp4d,dnsd,radvd,diagd,captured,backupd\n"));
+        assert!(g.contains("\nrouter-password:x:1010:captured,backupd\n"));
         assert!(p.starts_with("root:x:0:0:"));
     }
 }
