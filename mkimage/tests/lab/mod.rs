@@ -557,12 +557,15 @@ impl Report {
         out
     }
 
-    /// Panics when a check failed.
+    /// Prints the table and panics when a check failed. The table goes
+    /// straight to the process's stderr, past the test harness's capture, so
+    /// a passing run in CI still shows what was skipped and the figures.
     pub fn finish(&self, title: &str) {
         let failed = self.rows.iter().filter(|(_, o)| matches!(o, Outcome::Fail(_))).count();
         let skipped = self.rows.iter().filter(|(_, o)| matches!(o, Outcome::Skip(_))).count();
         let passed = self.rows.len() - failed - skipped;
-        eprintln!("\n{title}: {passed} passed, {failed} failed, {skipped} skipped\n{}", self.table());
+        let text = format!("\n{title}: {passed} passed, {failed} failed, {skipped} skipped\n{}", self.table());
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
         assert_eq!(failed, 0, "{title}: {failed} checks failed:\n{}", self.table());
     }
 }
