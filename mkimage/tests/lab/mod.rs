@@ -489,6 +489,12 @@ pub fn udp_answers(ns: &Netns, addr: Ipv4Addr, port: u16) -> bool {
     })
 }
 
+/// Whether a DNS query to `addr:53` over UDP gets any answer (kept for
+/// callers of the first version of this module; [`udp_answers`] probes any port).
+pub fn udp_dns_answers(ns: &Netns, addr: Ipv4Addr) -> bool {
+    udp_answers(ns, addr, 53)
+}
+
 /// Whether `addr` answers ICMP or ICMPv6 echo requests from `ns` (three
 /// tries; one answer is enough).
 pub fn ping_answers(ns: &Netns, addr: impl Into<IpAddr>) -> bool {
