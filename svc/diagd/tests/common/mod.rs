@@ -308,7 +308,12 @@ impl Lab {
 
 pub fn link_local(ns: &Netns, dev: &str) -> String {
     let j = ns.ip_json(&["-6", "addr", "show", "dev", dev, "scope", "link"]);
-    j[0]["addr_info"][0]["local"].as_str().unwrap().to_owned()
+    // iproute2 sometimes lists an empty `{}` among the addresses.
+    j[0]["addr_info"]
+        .as_array()
+        .and_then(|a| a.iter().find_map(|e| e["local"].as_str()))
+        .unwrap_or_else(|| panic!("no link-local address on {dev}: {j}"))
+        .to_owned()
 }
 
 /// The one node named `name` anywhere in health.json's tree.
