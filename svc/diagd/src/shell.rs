@@ -163,9 +163,10 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
     if let Some(config) = shell.load_config() {
         shell.monitor = Monitor::new(config, &shell.uplink, &shell.lan, now);
     }
+    // Published before anything listens, so the first request already sees Pending.
+    shell.publish();
     shell.web.start(Arc::clone(&shell.published), Arc::clone(&counters));
     shell.web.refresh(&shell.lan);
-    shell.publish();
     log_info!(
         "checking {} every {}s (ipv6: {}), serving on {}",
         shell.uplink,
@@ -197,8 +198,8 @@ fn read_proc(name: &str) -> Result<String, String> {
 }
 
 impl Shell {
-    /// Reads the config file: `None` keeps what we have (missing → defaults on
-    /// first use is handled by the caller's default; a bad file is reported).
+    /// Reads config.json: a missing file gives the defaults; a bad one is
+    /// reported and gives `None`, so the caller keeps the last good config.
     fn load_config(&mut self) -> Option<Config> {
         let shown = self.config_path.display().to_string();
         let file = match statefile::read_json::<ConfigFile>(&self.config_path) {
@@ -479,10 +480,11 @@ impl Shell {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // ICMP errors queued on the socket (e.g. host unreachable) end
-                    // up here; the ping's deadline reports the failure.
+                    // A pending socket error (an ICMP error for an earlier echo) is
+                    // reported once and cleared; more packets may still be queued,
+                    // so keep reading. The ping's deadline reports the failure.
                     runtime::log_debug!("echo socket: {e}");
-                    break;
+                    continue;
                 }
             };
             let parsed = match version {
@@ -641,5 +643,39 @@ impl Handler for Shell {
         // SIGHUP: listeners only.
         let _ = cx;
         self.web.refresh(&self.lan);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diagd::config::Config;
+
+    /// router7's TestDiagLink: a nonexistent link errors, `lo` is fine.
+    #[test]
+    fn a_missing_link_fails_and_loopback_passes() {
+        assert_eq!(link_outcome("nonexistant"), Outcome::fail("link nonexistant not found"));
+        let lo = link_outcome("lo");
+        assert!(lo.ok && lo.status.ends_with(" tx"), "{lo:?}");
+    }
+
+    /// router7's TestDiagMonitor: the tree under a missing link.
+    #[test]
+    fn the_tree_under_a_missing_link_blames_it() {
+        let now = clock::now();
+        let mut m = Monitor::new(Config::default(), "nonexistant", "lan0", now);
+        let out = m.poll(now, wall());
+        let Some(Action::Start { check: CheckId::Link, probe: Probe::Link { ifname }, .. }) = out.actions.first()
+        else {
+            panic!("{out:?}");
+        };
+        let _ = m.on_outcome(now, wall(), CheckId::Link, link_outcome(ifname));
+        let report = Report::of(&m);
+        let root = &report.tree_json()[0];
+        assert_eq!(root["name"], "link/nonexistant");
+        assert_eq!((root["ok"].as_bool(), root["status"].as_str()), (Some(false), Some("link nonexistant not found")));
+        assert_eq!(root["children"][0]["name"], "dhcp4");
+        assert_eq!(root["children"][0]["status"], "dependency link/nonexistant failed");
+        assert_eq!(m.first_error(), "link/nonexistant: link nonexistant not found");
     }
 }
