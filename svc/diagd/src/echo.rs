@@ -7,6 +7,8 @@
 //! answers. The identifier is not checked: a ping socket replaces it with its
 //! own port number.
 
+use runtime::bpf::{ACCEPT_ALL, AssembleError, Assembler, Target};
+use runtime::sys::SockFilter;
 use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpProtocol, Ipv4Packet};
 
 /// The first bytes of our echo payloads.
@@ -137,9 +139,45 @@ pub fn parse_v6(buf: &[u8], nonce: u64) -> Result<Reply, Ignored> {
     Ok(Reply { seq: p.echo_seq_no() })
 }
 
+/// A classic BPF filter for a raw ICMP socket (packets start with the IPv4
+/// header): only echo replies wake us, not every ICMP packet the router sees.
+pub fn raw_filter_v4() -> Result<Vec<SockFilter>, AssembleError> {
+    Assembler::new()
+        .ldx_ipv4_header_len(0)
+        .ld_b_ind(0)
+        .jeq(0, Target::Next, Target::Label("drop"))
+        .ret(ACCEPT_ALL)
+        .label("drop")
+        .ret(0)
+        .finish()
+}
+
+/// The same for a raw ICMPv6 socket (packets start with the ICMPv6 header).
+pub fn raw_filter_v6() -> Result<Vec<SockFilter>, AssembleError> {
+    Assembler::new().ld_b(0).jeq(129, Target::Next, Target::Label("drop")).ret(ACCEPT_ALL).label("drop").ret(0).finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_socket_filters_pass_only_echo_replies() {
+        let v4 = raw_filter_v4().unwrap();
+        let reply = with_ipv4_header(&as_reply_v4(request_v4(1, 2, 3)));
+        let request = with_ipv4_header(&request_v4(1, 2, 3));
+        assert_eq!(runtime::bpf::run(&v4, &reply), ACCEPT_ALL);
+        assert_eq!(runtime::bpf::run(&v4, &request), 0);
+        let mut options = reply.clone();
+        options[0] = 0x46; // a 24-byte header: the type byte moves
+        options.splice(20..20, [1, 1, 1, 1]);
+        assert_eq!(runtime::bpf::run(&v4, &options), ACCEPT_ALL);
+        let v6 = raw_filter_v6().unwrap();
+        let mut reply6 = request_v6(1, 2, 3);
+        assert_eq!(runtime::bpf::run(&v6, &reply6), 0);
+        reply6[0] = 129;
+        assert_eq!(runtime::bpf::run(&v6, &reply6), ACCEPT_ALL);
+    }
 
     fn as_reply_v4(mut req: Vec<u8>) -> Vec<u8> {
         let mut p = Icmpv4Packet::new_unchecked(&mut req[..]);

@@ -5,11 +5,12 @@
 //! Echo sockets: an unprivileged ping socket (`SOCK_DGRAM` with `IPPROTO_ICMP`
 //! or `IPPROTO_ICMPV6`) when `net.ipv4.ping_group_range` includes our group,
 //! else a raw socket, which needs `CAP_NET_RAW` (init gives diagd that on the
-//! device). Either way the kernel computes ICMPv6 checksums; we compute ICMPv4's.
+//! device), with a BPF filter so only echo replies reach us. Either way the
+//! kernel computes ICMPv6 checksums; we compute ICMPv4's.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -52,6 +53,15 @@ impl EchoSocket {
                 }
             },
         };
+        if raw {
+            // A raw socket sees every ICMP packet of the host: let only echo replies through.
+            let filter = match version {
+                Version::V4 => diagd::echo::raw_filter_v4(),
+                Version::V6 => diagd::echo::raw_filter_v6(),
+            }
+            .map_err(io::Error::other)?;
+            runtime::sys::attach_filter(fd.as_fd(), &filter)?;
+        }
         if version == Version::V6 {
             // Our own multicast echo must not loop back: ff02::2 is also us when
             // we forward (a router joins all-routers on every interface).
