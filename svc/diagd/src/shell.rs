@@ -140,8 +140,13 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
     let config_path = perm.join("diagd/config.json");
     let counters = Arc::new(Counters::default());
     let now = clock::now();
+    // Until a config.json is accepted: the defaults, with --ipv6 if given.
+    let mut fallback = Config::default();
+    if let Some(mode) = ipv6_override {
+        fallback.ipv6 = mode;
+    }
     let mut shell = Shell {
-        monitor: Monitor::new(Config::default(), &base.args.uplink, &base.args.lan, now),
+        monitor: Monitor::new(fallback, &base.args.uplink, &base.args.lan, now),
         perm,
         uplink: base.args.uplink.clone(),
         lan: base.args.lan.clone(),
