@@ -213,7 +213,12 @@ impl Report {
         let (symbol, class) = if c.ok { ("✔", "ok") } else { ("✘", "fail") };
         let extra = if c.counted { "" } else { " uncounted" };
         let note = if c.counted { "" } else { " (not counted)" };
-        let _ = write!(h, "<li class=\"{class}{extra}\">{symbol} {}: {}{note}<ul>", escape(&c.name), escape(&c.status));
+        let _ = write!(
+            h,
+            "<li><span class=\"{class}{extra}\">{symbol} {}: {}{note}</span><ul>",
+            escape(&c.name),
+            escape(&c.status)
+        );
         for ch in id.children() {
             self.html_node(ch, h);
         }
@@ -352,7 +357,7 @@ mod tests {
         run_round(&mut m, |_| Outcome::fail("bad & \"worse\" <b>"));
         let html = Report::of(&m).html();
         assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(html.contains("✘ link/up&lt;script&gt;: bad &amp; &#34;worse&#34; &lt;b&gt;<ul>"), "{html}");
+        assert!(html.contains("✘ link/up&lt;script&gt;: bad &amp; &#34;worse&#34; &lt;b&gt;</span><ul>"), "{html}");
         assert!(!html.contains("<script>") && !html.contains("<b>"));
         assert!(html.contains("(not counted)"), "IPv6 checks are shown but marked");
     }
