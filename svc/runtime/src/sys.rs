@@ -1,8 +1,9 @@
 //! The syscalls rustix does not offer, in one place: signal masks and `signalfd`,
 //! `AF_PACKET` sockets (`sockaddr_ll`, `SO_ATTACH_FILTER`), `SO_BINDTODEVICE`,
-//! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs`, IPv6 ancillary data
-//! (`IPV6_PKTINFO`, `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip;
-//! and the one `unsafe` std call a supervisor needs, `CommandExt::pre_exec` ([`set_child_setup`]).
+//! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs` (addresses, and links with
+//! their flags and counters), IPv6 ancillary data (`IPV6_PKTINFO`, `IPV6_HOPLIMIT`,
+//! `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; and the one `unsafe` std call a
+//! supervisor needs, `CommandExt::pre_exec` ([`set_child_setup`]).
 //!
 //! rustix lists `sigprocmask`, `sigaction` and `signalfd` as not implemented
 //! (`rustix/src/not_implemented.rs`) and has no `sockaddr_ll`, so these go through `libc`.
@@ -477,6 +478,73 @@ pub fn interface_addrs() -> io::Result<Vec<InterfaceAddr>> {
             prefix_len: mask_len(sockaddr_ip(ifa.ifa_netmask)),
             up: flags & (libc::IFF_UP as libc::c_uint) != 0,
             loopback: flags & (libc::IFF_LOOPBACK as libc::c_uint) != 0,
+        });
+    }
+    // SAFETY: `head` came from getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// One network interface (link) with its flags and packet counters, from the
+/// `AF_PACKET` entries of `getifaddrs(3)` (which glibc fills from `RTM_GETLINK`,
+/// so the answer is the caller's network namespace, unlike sysfs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface name.
+    pub ifname: String,
+    /// Interface index (0 when unknown).
+    pub ifindex: u32,
+    /// `IFF_UP`: administratively up.
+    pub up: bool,
+    /// `IFF_RUNNING`: operationally up (carrier, RFC 2863 operstate "up").
+    pub running: bool,
+    /// Packets received (the kernel's 32-bit `rtnl_link_stats` counter).
+    pub rx_packets: u64,
+    /// Packets sent (32-bit, as above).
+    pub tx_packets: u64,
+}
+
+/// Lists every link of the caller's network namespace, with or without addresses.
+pub fn interface_links() -> io::Result<Vec<LinkInfo>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head that we free with freeifaddrs below.
+    cvt(unsafe { libc::getifaddrs(&mut head) })?;
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr points at a sockaddr; sa_family tells its type.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_PACKET {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        // SAFETY: `ifa_name` is a valid C string for if_nametoindex.
+        let ifindex = unsafe { libc::if_nametoindex(ifa.ifa_name) };
+        let (rx_packets, tx_packets) = if ifa.ifa_data.is_null() {
+            (0, 0)
+        } else {
+            // SAFETY: for AF_PACKET entries glibc points ifa_data at a `struct
+            // rtnl_link_stats` owned by the list, whose first two fields are the
+            // __u32 rx_packets and tx_packets; read_unaligned makes no alignment claim.
+            unsafe {
+                let stats = ifa.ifa_data.cast::<u32>();
+                (u64::from(stats.read_unaligned()), u64::from(stats.add(1).read_unaligned()))
+            }
+        };
+        let flags = ifa.ifa_flags;
+        out.push(LinkInfo {
+            ifname,
+            ifindex,
+            up: flags & (libc::IFF_UP as libc::c_uint) != 0,
+            running: flags & (libc::IFF_RUNNING as libc::c_uint) != 0,
+            rx_packets,
+            tx_packets,
         });
     }
     // SAFETY: `head` came from getifaddrs and is freed exactly once.
