@@ -472,7 +472,10 @@ impl Shell {
         let mut replies: Vec<(CheckId, Outcome)> = Vec::new();
         for n in 0.. {
             if n == BATCH {
-                cx.run_again();
+                cx.ready_again(match version {
+                    Version::V4 => ICMP4,
+                    Version::V6 => ICMP6,
+                });
                 break;
             }
             let socket = match version {
