@@ -124,9 +124,7 @@ impl Settings {
         }
         let max_bytes = file.ring_bytes.unwrap_or(defaults.max_bytes);
         if !(MIN_RING_BYTES..=MAX_RING_BYTES).contains(&max_bytes) {
-            return Err(invalid(format!(
-                "ring_bytes must be {MIN_RING_BYTES} to {MAX_RING_BYTES}, not {max_bytes}"
-            )));
+            return Err(invalid(format!("ring_bytes must be {MIN_RING_BYTES} to {MAX_RING_BYTES}, not {max_bytes}")));
         }
         let max_clients = file.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS);
         if !(1..=MAX_CLIENTS).contains(&max_clients) {
@@ -135,11 +133,7 @@ impl Settings {
         let fixed: Vec<u16> = DHCP4_PORTS.iter().chain(&DHCP6_PORTS).copied().collect();
         let udp_ports = ports("extra_udp_ports", &file.extra_udp_ports, &fixed).map_err(invalid)?;
         let tcp_ports = ports("extra_tcp_ports", &file.extra_tcp_ports, &[]).map_err(invalid)?;
-        Ok(Self {
-            limits: Limits { max_packets, max_bytes },
-            extra: Extra { udp_ports, tcp_ports },
-            max_clients,
-        })
+        Ok(Self { limits: Limits { max_packets, max_bytes }, extra: Extra { udp_ports, tcp_ports }, max_clients })
     }
 
     /// Reads `<perm>/captured/config.json`: `Ok(defaults)` when it is absent.

@@ -252,7 +252,10 @@ impl Read for Body {
                     let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                     let n = self.reader.read(&mut buf[..want])?;
                     if n == 0 {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("body cut short by {left} bytes")));
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("body cut short by {left} bytes"),
+                        ));
                     }
                     self.framing = Framing::Length(left - n as u64);
                     return Ok(n);

@@ -157,14 +157,8 @@ impl Hub {
         outgoing: bool,
         data: &[u8],
     ) -> Arc<Captured> {
-        let packet = Arc::new(Captured {
-            seq: self.next_seq,
-            iface,
-            timestamp_ns,
-            orig_len,
-            outgoing,
-            data: data.into(),
-        });
+        let packet =
+            Arc::new(Captured { seq: self.next_seq, iface, timestamp_ns, orig_len, outgoing, data: data.into() });
         self.next_seq += 1;
         self.stats.captured[iface.index()] += 1;
         self.stats.captured_bytes[iface.index()] += u64::from(orig_len);

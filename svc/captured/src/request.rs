@@ -67,10 +67,9 @@ fn stream_request(query: &[(String, String)], names: [&str; 2]) -> Result<Stream
             }
             "replay" if !seen_replay => {
                 seen_replay = true;
-                request.replay = value
-                    .parse::<u32>()
-                    .map_err(|_| format!("replay must be a number of packets, not {value:?}"))?
-                    as usize;
+                request.replay =
+                    value.parse::<u32>().map_err(|_| format!("replay must be a number of packets, not {value:?}"))?
+                        as usize;
             }
             "iface" | "replay" => return Err(format!("{key} given twice")),
             _ => return Err(format!("unknown parameter {key:?} (known: iface, replay)")),

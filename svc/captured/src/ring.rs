@@ -152,8 +152,7 @@ impl Ring {
     /// The last `max` packets that `keep` accepts, oldest first.
     #[must_use]
     pub fn last(&self, max: usize, keep: impl Fn(&Captured) -> bool) -> Vec<Arc<Captured>> {
-        let mut out: Vec<Arc<Captured>> =
-            self.packets.iter().rev().filter(|p| keep(p)).take(max).cloned().collect();
+        let mut out: Vec<Arc<Captured>> = self.packets.iter().rev().filter(|p| keep(p)).take(max).cloned().collect();
         out.reverse();
         out
     }

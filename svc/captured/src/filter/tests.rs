@@ -9,7 +9,11 @@ const V6B: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 
 fn udp4(sport: u16, dport: u16) -> Vec<u8> {
     let mut out = Vec::new();
-    PacketBuilder::ethernet2(SRC, DST).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(sport, dport).write(&mut out, b"x").unwrap();
+    PacketBuilder::ethernet2(SRC, DST)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(sport, dport)
+        .write(&mut out, b"x")
+        .unwrap();
     out
 }
 
@@ -37,7 +41,11 @@ fn tcp6(sport: u16, dport: u16) -> Vec<u8> {
 
 fn icmp6(kind: u8) -> Vec<u8> {
     let mut out = Vec::new();
-    PacketBuilder::ethernet2(SRC, DST).ipv6(V6A, V6B, 255).icmpv6_raw(kind, 0, [0; 4]).write(&mut out, &[0; 16]).unwrap();
+    PacketBuilder::ethernet2(SRC, DST)
+        .ipv6(V6A, V6B, 255)
+        .icmpv6_raw(kind, 0, [0; 4])
+        .write(&mut out, &[0; 16])
+        .unwrap();
     out
 }
 
