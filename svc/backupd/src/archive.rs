@@ -181,7 +181,11 @@ impl Backup {
                 Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display()))),
             }
             // Opened without following links; described from the descriptor.
-            let fd = match rustix::fs::open(&path, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty()) {
+            let fd = match rustix::fs::open(
+                &path,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+                Mode::empty(),
+            ) {
                 Ok(fd) => fd,
                 // Gone since the listing (an atomic rename), or a link: not backed up.
                 Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP | rustix::io::Errno::NXIO) => {

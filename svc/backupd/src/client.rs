@@ -113,7 +113,8 @@ pub fn restore(addr: &str, password: &str, archive: &Path) -> Result<serde_json:
     manifest?;
     let mut file = File::open(archive)?;
     let len = file.metadata()?.len();
-    let mut ex = http_client::request(addr, crate::PORT, password, "POST", "/restore", Some((&mut file, len)), TIMEOUT)?;
+    let mut ex =
+        http_client::request(addr, crate::PORT, password, "POST", "/restore", Some((&mut file, len)), TIMEOUT)?;
     let body = ex.body.text(1 << 20).unwrap_or_default();
     match ex.head.status {
         200 => serde_json::from_str(&body)

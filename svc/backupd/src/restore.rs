@@ -91,9 +91,7 @@ impl RestoreError {
 impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Invalid(m) | Self::TooLarge(m) | Self::Conflict(m) | Self::NoSpace(m) | Self::Io(m) => {
-                f.write_str(m)
-            }
+            Self::Invalid(m) | Self::TooLarge(m) | Self::Conflict(m) | Self::NoSpace(m) | Self::Io(m) => f.write_str(m),
         }
     }
 }
@@ -162,7 +160,10 @@ fn walk<R: BufRead>(
                     return Err(RestoreError::TooLarge(format!("more than {} entries", limits.max_entries)));
                 }
                 if let Some(c) = entry.path.split('/').find(|c| skipped_name(c)) {
-                    return Err(invalid(format!("{:?} is inside a {c:?} folder, which restores leave alone", entry.path)));
+                    return Err(invalid(format!(
+                        "{:?} is inside a {c:?} folder, which restores leave alone",
+                        entry.path
+                    )));
                 }
                 let mut ancestor = String::new();
                 let components: Vec<&str> = entry.path.split('/').collect();
@@ -172,7 +173,10 @@ fn walk<R: BufRead>(
                     }
                     ancestor.push_str(c);
                     if files.contains(&ancestor) {
-                        return Err(invalid(format!("{:?} needs {ancestor:?} to be a folder, but it is a file", entry.path)));
+                        return Err(invalid(format!(
+                            "{:?} needs {ancestor:?} to be a folder, but it is a file",
+                            entry.path
+                        )));
                     }
                     dirs.insert(ancestor.clone());
                 }
@@ -309,8 +313,9 @@ fn kind_at(root: &OwnedFd, rel: &str) -> io::Result<Option<FileType>> {
 /// Refuses an archive whose paths meet something of another kind in `/perm`.
 fn check_against(root: &OwnedFd, manifest: &Manifest) -> Result<(), RestoreError> {
     for e in &manifest.entries {
-        let found = kind_at(root, &e.path)
-            .map_err(|err| RestoreError::Conflict(format!("{:?}: a parent in /perm is not a folder ({err})", e.path)))?;
+        let found = kind_at(root, &e.path).map_err(|err| {
+            RestoreError::Conflict(format!("{:?}: a parent in /perm is not a folder ({err})", e.path))
+        })?;
         let ok = match (e.kind, found) {
             (_, None) => true,
             (Kind::Dir, Some(t)) => t == FileType::Directory,
@@ -332,9 +337,8 @@ fn set_metadata(fd: &OwnedFd, e: &Entry, applied: &mut Applied) -> io::Result<()
     // Never set-user-ID or set-group-ID from an archive.
     rustix::fs::fchmod(fd, Mode::from_raw_mode(e.mode & 0o1777))?;
     let owner = u32::try_from(e.uid).ok().zip(u32::try_from(e.gid).ok());
-    let chowned = owner.is_some_and(|(uid, gid)| {
-        rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).is_ok()
-    });
+    let chowned = owner
+        .is_some_and(|(uid, gid)| rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).is_ok());
     if !chowned {
         let st = rustix::fs::fstat(fd)?;
         if Some((st.st_uid, st.st_gid)) != owner {

@@ -253,10 +253,8 @@ fn parse_pax(data: &[u8], o: &mut Overrides, global: bool) -> Result<(), String>
             break; // padding some writers leave
         }
         let space = rest.iter().position(|&b| b == b' ').ok_or("pax record without a length")?;
-        let len: usize = std::str::from_utf8(&rest[..space])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or("bad pax record length")?;
+        let len: usize =
+            std::str::from_utf8(&rest[..space]).ok().and_then(|s| s.parse().ok()).ok_or("bad pax record length")?;
         if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
             return Err("pax record length does not match".into());
         }
@@ -359,11 +357,8 @@ impl Reader {
         let stored = parse_number(&block[148..156]);
         let unsigned = checksum(block);
         #[allow(clippy::cast_possible_wrap)] // old tars summed signed bytes
-        let signed: i64 = block
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { i64::from(b as i8) })
-            .sum();
+        let signed: i64 =
+            block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { i64::from(b as i8) }).sum();
         if stored != Some(unsigned) && stored.map(|s| s as i64) != Some(signed) {
             return self.err("header checksum mismatch");
         }
@@ -385,7 +380,10 @@ impl Reader {
                 }
                 if typeflag != b'g' {
                     if self.pending_kind.is_some_and(|k| k == typeflag) {
-                        return Err(TarError { offset: here, message: "two metadata headers of one kind in a row".into() });
+                        return Err(TarError {
+                            offset: here,
+                            message: "two metadata headers of one kind in a row".into(),
+                        });
                     }
                     self.pending_kind = Some(typeflag);
                     self.seen_meta = true;
@@ -402,11 +400,7 @@ impl Reader {
                     None => {
                         let name = field_str(&block[0..100]);
                         let prefix = if magic == b"ustar\x0000" { field_str(&block[345..500]) } else { &[][..] };
-                        if prefix.is_empty() {
-                            name.to_vec()
-                        } else {
-                            [prefix, b"/", name].concat()
-                        }
+                        if prefix.is_empty() { name.to_vec() } else { [prefix, b"/", name].concat() }
                     }
                 };
                 let path = match normalise(&raw_path) {

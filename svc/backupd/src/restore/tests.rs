@@ -36,8 +36,13 @@ impl Drop for Dir {
 
 fn set_mtime(p: &Path, mtime: i64) {
     let t = Timespec { tv_sec: mtime, tv_nsec: 0 };
-    rustix::fs::utimensat(rustix::fs::CWD, p, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW)
-        .unwrap();
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &Timestamps { last_access: t, last_modification: t },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
 }
 
 /// Everything under `root`: kind, permission bits, mtime (files), contents.
@@ -58,7 +63,10 @@ fn snapshot(root: &Path) -> BTreeMap<String, (char, u32, i64, Vec<u8>)> {
                     out.insert(child, ('f', st.st_mode & 0o7777, st.st_mtime, std::fs::read(&p).unwrap()));
                 }
                 FileType::Symlink => {
-                    out.insert(child, ('l', 0, 0, std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()));
+                    out.insert(
+                        child,
+                        ('l', 0, 0, std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()),
+                    );
                 }
                 _ => {}
             }
@@ -167,7 +175,10 @@ fn nobackup_srv_links_and_temp_files_stay_out() {
     assert_eq!(b.counts().skipped, 4);
     let m = validate(&gzip(&tar)[..], &Limits::default()).unwrap();
     let paths: Vec<&str> = m.entries.iter().map(|e| e.path.as_str()).collect();
-    assert!(paths.iter().all(|p| !p.contains("nobackup") && !p.starts_with("srv") && !p.contains(".tmp") && *p != "link"), "{paths:?}");
+    assert!(
+        paths.iter().all(|p| !p.contains("nobackup") && !p.starts_with("srv") && !p.contains(".tmp") && *p != "link"),
+        "{paths:?}"
+    );
     assert!(paths.contains(&"dhcp4d/leases.json"));
 }
 

@@ -99,7 +99,15 @@ fn raw_header(name: &[u8], typeflag: u8) -> [u8; BLOCK] {
 
 #[test]
 fn links_devices_and_unknown_types_are_refused() {
-    for (t, what) in [(b'1', "hard link"), (b'2', "symbolic link"), (b'3', "device"), (b'4', "device"), (b'6', "FIFO"), (b'S', "sparse"), (b'V', "unknown")] {
+    for (t, what) in [
+        (b'1', "hard link"),
+        (b'2', "symbolic link"),
+        (b'3', "device"),
+        (b'4', "device"),
+        (b'6', "FIFO"),
+        (b'S', "sparse"),
+        (b'V', "unknown"),
+    ] {
         let e = Reader::new().header(&raw_header(b"x", t)).unwrap_err();
         assert!(e.message.contains(what), "{}: {}", char::from(t), e.message);
     }
