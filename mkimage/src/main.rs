@@ -1,7 +1,355 @@
-//! mkimage: the host tool. Not implemented yet (issue #10).
+//! mkimage: builds the router7-rs disk image and runs it under QEMU.
+//! See mkimage/README.md; `mkimage --help` lists the commands.
 #![forbid(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    eprintln!("mkimage: not implemented yet (issue #10)");
-    std::process::ExitCode::FAILURE
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, anyhow, bail};
+use mkimage::image::{self, Inputs, Target};
+use mkimage::layout::{DEFAULT_DISK_SIZE, Slot};
+use mkimage::password;
+use mkimage::progress::Progress;
+use mkimage::qemu::{Console, Machine, NetBackend};
+
+const HELP: &str = "\
+mkimage: builds the router7-rs disk image and runs it under QEMU.
+
+USAGE:
+  mkimage build --kernel BZIMAGE --bins DIR (--out FILE [--size SIZE] | --device DEV [--yes]) [OPTIONS]
+  mkimage run IMAGE [--uplink user|tap:IF|none] [--lan tap:IF|none] [--memory MIB] [--snapshot] [--console terminal|stdout]
+  mkimage boot-once IMAGE [COMMAND | --clear]
+
+BUILD OPTIONS:
+  --kernel BZIMAGE       the kernel (kernel-config/build prints its path)
+  --bins DIR             the static binaries (ci/build-static prints the folder)
+  --out FILE             write an image file (replaced if it exists; sparse)
+  --size SIZE            its size: bytes or with K/M/G suffix (default 1G)
+  --device DEV           write onto a block device, e.g. /dev/sdb (asks first)
+  --yes                  do not ask before overwriting the device
+  --hostname NAME        the router's host name (default router7)
+  --password-file FILE   the password file (default ~/.config/router7-rs/<hostname>/password;
+                         generated when missing)
+  --interfaces FILE      /perm/interfaces.json (default ~/.config/router7-rs/<hostname>/interfaces.json
+                         when present, else QEMU's two NICs)
+  --default-slot a|b     the boot loader's default slot (default a)
+  --services A,B,...     only these services (default: every one that is built and implemented)
+  --version TEXT         version for /etc/router/version (default: $ROUTER7_VERSION or git describe)
+  --report FILE          write the build report as JSON (default FILE.json next to --out)
+
+  Timestamps come from $SOURCE_DATE_EPOCH (default: now): the same inputs and
+  SOURCE_DATE_EPOCH give the same image bytes.
+
+BOOT-ONCE:
+  Shows, sets or clears syslinux's one-shot boot command on the image (file or
+  device): e.g. \"b router.trial=1\" boots slot b once with that argument added,
+  then the default slot again (a trial boot through the firmware, issue #11).
+
+RUN:
+  Boots the disk through SeaBIOS and syslinux in software emulation, serial
+  console on the terminal (Ctrl-A X quits), uplink0 on QEMU's user network
+  (or a tap), lan0 unplugged (or a tap), i6300esb watchdog.
+";
+
+/// Command-line arguments: `--name value`, `--name=value` and flags.
+struct Args {
+    rest: Vec<String>,
+}
+
+impl Args {
+    fn take_flag(&mut self, name: &str) -> bool {
+        let before = self.rest.len();
+        self.rest.retain(|a| a != name);
+        before != self.rest.len()
+    }
+
+    fn take(&mut self, name: &str) -> Result<Option<String>> {
+        let prefix = format!("{name}=");
+        if let Some(i) = self.rest.iter().position(|a| a.starts_with(&prefix)) {
+            let a = self.rest.remove(i);
+            return Ok(Some(a[prefix.len()..].to_owned()));
+        }
+        if let Some(i) = self.rest.iter().position(|a| a == name) {
+            if i + 1 >= self.rest.len() {
+                bail!("{name} needs a value");
+            }
+            let v = self.rest.remove(i + 1);
+            self.rest.remove(i);
+            return Ok(Some(v));
+        }
+        Ok(None)
+    }
+
+    fn positional(&mut self) -> Option<String> {
+        let i = self.rest.iter().position(|a| !a.starts_with("--"))?;
+        Some(self.rest.remove(i))
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(a) = self.rest.first() {
+            bail!("unexpected argument {a:?} (see mkimage --help)");
+        }
+        Ok(())
+    }
+}
+
+fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = digits.parse().with_context(|| format!("bad size {text:?}"))?;
+    n.checked_mul(mult).ok_or_else(|| anyhow!("size {text:?} is too large"))
+}
+
+fn source_date_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number")),
+        Err(_) => {
+            Ok(runtime::clock::wall_now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+        }
+    }
+}
+
+fn default_version() -> String {
+    if let Some(v) = std::env::var("ROUTER7_VERSION").ok().filter(|v| !v.trim().is_empty()) {
+        return v.trim().to_owned();
+    }
+    let git = Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty());
+    match git {
+        Some(g) => format!("{}+{g}", env!("CARGO_PKG_VERSION")),
+        None => env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+fn confirm_device(device: &Path) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("writing to {} needs a confirmation: run on a terminal or pass --yes", device.display());
+    }
+    eprint!(
+        "This erases everything on {}. Type the device name ({}) to continue: ",
+        device.display(),
+        device.display()
+    );
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    if line.trim() != device.to_string_lossy() {
+        bail!("not confirmed; nothing was written");
+    }
+    Ok(())
+}
+
+fn build(mut args: Args) -> Result<()> {
+    let kernel = args.take("--kernel")?.ok_or_else(|| anyhow!("--kernel is required (kernel-config/build)"))?;
+    let bins = args.take("--bins")?.ok_or_else(|| anyhow!("--bins is required (ci/build-static)"))?;
+    let out = args.take("--out")?;
+    let device = args.take("--device")?;
+    let size = args.take("--size")?;
+    let yes = args.take_flag("--yes");
+    let hostname = args.take("--hostname")?.unwrap_or_else(|| "router7".to_owned());
+    let password_file = args.take("--password-file")?;
+    let interfaces = args.take("--interfaces")?;
+    let default_slot = match args.take("--default-slot")? {
+        Some(s) => Slot::parse(&s).ok_or_else(|| anyhow!("--default-slot must be a or b"))?,
+        None => Slot::A,
+    };
+    let only_services = args
+        .take("--services")?
+        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect());
+    let version = args.take("--version")?.unwrap_or_else(default_version);
+    let report_path = args.take("--report")?;
+    args.finish()?;
+
+    if hostname.is_empty() || hostname.len() > 63 || !hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        bail!("--hostname {hostname:?}: use letters, digits and '-' (at most 63)");
+    }
+    let target = match (out, device) {
+        (Some(path), None) => {
+            let size = size.map(|s| parse_size(&s)).transpose()?.unwrap_or(DEFAULT_DISK_SIZE);
+            Target::File { path: PathBuf::from(path), size }
+        }
+        (None, Some(path)) => {
+            if size.is_some() {
+                bail!("--size applies to --out only: a device is used whole");
+            }
+            let path = PathBuf::from(path);
+            if !yes {
+                confirm_device(&path)?;
+            }
+            Target::Device { path }
+        }
+        _ => bail!("give exactly one of --out FILE and --device DEV"),
+    };
+    let config_dir = password::config_dir(&hostname);
+    let password_file = match password_file {
+        Some(p) => PathBuf::from(p),
+        None => config_dir.as_ref().map_err(|e| anyhow!("{e}"))?.join("password"),
+    };
+    let password = password::load_or_create(&password_file)?;
+    let interfaces = interfaces.map(PathBuf::from).or_else(|| {
+        let p = config_dir.ok()?.join("interfaces.json");
+        p.is_file().then_some(p)
+    });
+    let inputs = Inputs {
+        kernel: PathBuf::from(kernel),
+        bins: PathBuf::from(bins),
+        hostname,
+        password,
+        interfaces,
+        epoch: source_date_epoch()?,
+        version,
+        default_slot,
+        only_services,
+    };
+    let report = image::build(&inputs, &target, &Progress::stderr())?;
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    let report_path = report_path.map(PathBuf::from).or_else(|| match &target {
+        Target::File { path, .. } => Some(path.with_extension("json")),
+        Target::Device { .. } => None,
+    });
+    if let Some(p) = &report_path {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    eprintln!("mkimage: wrote {} ({} MiB, disk signature {})", report.target, report.disk_size >> 20, report.disk_id);
+    eprintln!(
+        "  services: {}",
+        if report.services.is_empty() { "none".to_owned() } else { report.services.join(", ") }
+    );
+    for l in &report.left_out {
+        eprintln!("  left out: {} — {}", l.name, l.reason);
+    }
+    if report.init_placeholder {
+        eprintln!("  init: still the placeholder of issue #9 (it exits at once; the kernel then panics)");
+    }
+    eprintln!("  password: {}{}", report.password_file, if report.password_created { " (generated now)" } else { "" });
+    if let Some(p) = report_path {
+        eprintln!("  report: {}", p.display());
+    }
+    Ok(())
+}
+
+fn run(mut args: Args) -> Result<()> {
+    let image = args.positional().ok_or_else(|| anyhow!("run needs the image file"))?;
+    let mut m = Machine::new(Path::new(&image));
+    if let Some(u) = args.take("--uplink")? {
+        m.uplink = NetBackend::parse(&u)?;
+    }
+    if let Some(l) = args.take("--lan")? {
+        m.lan = NetBackend::parse(&l)?;
+    }
+    if let Some(mem) = args.take("--memory")? {
+        m.memory_mib = mem.parse().with_context(|| format!("--memory {mem:?}"))?;
+    }
+    if let Some(c) = args.take("--console")? {
+        m.console = match c.as_str() {
+            "terminal" => Console::Terminal,
+            "stdout" => Console::Stdout,
+            _ => bail!("--console must be terminal or stdout"),
+        };
+    }
+    m.snapshot = args.take_flag("--snapshot");
+    args.finish()?;
+    if !Path::new(&image).is_file() {
+        bail!("{image}: no such image file (mkimage build --out {image} …)");
+    }
+    if m.console == Console::Terminal {
+        eprintln!("mkimage: booting {image} under QEMU (software emulation); Ctrl-A X quits");
+    }
+    let status = Command::new("qemu-system-x86_64")
+        .args(m.args())
+        .status()
+        .context("cannot start qemu-system-x86_64 (ci/setup installs it)")?;
+    if !status.success() {
+        bail!("qemu-system-x86_64 exited with {status}");
+    }
+    Ok(())
+}
+
+fn boot_once(mut args: Args) -> Result<()> {
+    let image = args.positional().ok_or_else(|| anyhow!("boot-once needs the image file or device"))?;
+    let clear = args.take_flag("--clear");
+    let command = args.positional();
+    args.finish()?;
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).open(&image).with_context(|| format!("opening {image}"))?;
+    let boot = mkimage::mbr::Region::partition(&file, 1)?;
+    match (command, clear) {
+        (Some(_), true) => bail!("give a command or --clear, not both"),
+        (Some(cmd), false) => {
+            mkimage::adv::set_boot_once(boot, Some(&cmd))?;
+            eprintln!("mkimage: the next boot of {image} runs \"{cmd}\" once");
+        }
+        (None, true) => {
+            mkimage::adv::set_boot_once(boot, None)?;
+            eprintln!("mkimage: no one-shot boot on {image}");
+        }
+        (None, false) => match mkimage::adv::boot_once(boot)? {
+            Some(cmd) => println!("{cmd}"),
+            None => eprintln!("mkimage: no one-shot boot set on {image}"),
+        },
+    }
+    file.sync_all().with_context(|| format!("syncing {image}"))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let mut all: Vec<String> = std::env::args().skip(1).collect();
+    if all.is_empty() || all.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return if all.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+    }
+    let command = all.remove(0);
+    let args = Args { rest: all };
+    let result = match command.as_str() {
+        "build" => build(args),
+        "run" => run(args),
+        "boot-once" => boot_once(args),
+        other => Err(anyhow!("unknown command {other:?} (build, run, boot-once; see --help)")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mkimage: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_suffixes() {
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("700M").unwrap(), 700 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn args_take_both_forms_and_reject_leftovers() {
+        let mut a = Args { rest: ["--out", "x.img", "--size=2G", "--yes", "extra"].map(String::from).to_vec() };
+        assert_eq!(a.take("--out").unwrap().as_deref(), Some("x.img"));
+        assert_eq!(a.take("--size").unwrap().as_deref(), Some("2G"));
+        assert!(a.take_flag("--yes"));
+        assert!(a.take("--hostname").unwrap().is_none());
+        assert!(a.finish().is_err(), "extra is left over");
+        let mut b = Args { rest: vec!["--kernel".into()] };
+        assert!(b.take("--kernel").is_err());
+    }
 }

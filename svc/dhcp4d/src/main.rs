@@ -1,22 +1,34 @@
-//! dhcp4d: the DHCPv4 server on the LAN.
-//!
-//! Not implemented yet (issue #5): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! dhcp4d: the DHCPv4 server on the LAN. The binary is the shell around the
+//! library's core: sockets ([`sockets`]), the event loop ([`shell`]), the
+//! lease file writer thread ([`writer`]) and the status pages ([`pages`]).
 #![forbid(unsafe_code)]
 
-use runtime::cli::Spec;
+mod pages;
+mod shell;
+mod sockets;
+mod writer;
+
+use runtime::cli::{Opt, Spec};
 
 const SPEC: Spec = Spec {
     name: "dhcp4d",
-    about: "the DHCPv4 server on the LAN (not implemented yet)",
+    about: "the DHCPv4 server on the LAN",
     uplink: false,
     lan: true,
-    options: &[],
+    options: &[
+        Opt {
+            name: "http",
+            value: Some("[ADDR[,ADDR…]:]PORT"),
+            help: "where the status pages listen [default: the private addresses, port 8067]",
+        },
+        Opt {
+            name: "write-interval",
+            value: Some("MS"),
+            help: "shortest time between two writes of leases.json [default: 100]",
+        },
+    ],
 };
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("dhcp4d is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }

@@ -1,22 +1,24 @@
-//! radvd: router advertisements on the LAN.
-//!
-//! Not implemented yet (issue #7): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! radvd: Router Advertisements on the LAN. See the library for the core and
+//! `shell.rs` for the socket, the files and the loop.
 #![forbid(unsafe_code)]
 
-use runtime::cli::Spec;
+mod shell;
+mod socket;
+
+use runtime::cli::{Opt, Spec};
 
 const SPEC: Spec = Spec {
     name: "radvd",
-    about: "router advertisements on the LAN (not implemented yet)",
+    about: "router advertisements on the LAN (SLAAC prefix, default route, DNS server)",
     uplink: false,
     lan: true,
-    options: &[],
+    options: &[Opt {
+        name: "metrics-port",
+        value: Some("PORT"),
+        help: "port of /metrics on the private addresses; 0 turns it off [default: 8068]",
+    }],
 };
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("radvd is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }

@@ -269,6 +269,14 @@ impl Control {
 
     /// Starts serving on `socket` (removing a stale one; mode 0600) in a helper thread.
     pub fn serve(&self, socket: &Path) -> io::Result<()> {
+        self.serve_with(socket, None)
+    }
+
+    /// Like [`Control::serve`], but `extension` sees every request first (on the
+    /// request's own thread, within the same in-flight limit) and answers the
+    /// ones it owns; it hands the others back for the standard API. init adds
+    /// its own endpoints and its aggregated `/v1/status` this way.
+    pub fn serve_with(&self, socket: &Path, extension: Option<Extension>) -> io::Result<()> {
         if let Some(dir) = socket.parent() {
             fs::create_dir_all(dir)?;
         }
@@ -281,7 +289,9 @@ impl Control {
         fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
         let server = tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?;
         let shared = Arc::clone(&self.shared);
-        std::thread::Builder::new().name("control".into()).spawn(move || accept_loop(&server, &shared))?;
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || accept_loop(&server, &shared, extension.as_ref()))?;
         Ok(())
     }
 
@@ -380,7 +390,11 @@ fn status_json(shared: &Shared) -> Value {
     Value::Object(doc)
 }
 
-fn accept_loop(server: &tiny_http::Server, shared: &Arc<Shared>) {
+/// A handler that sees control requests before the standard API: it answers the
+/// ones it owns and returns the others (see [`Control::serve_with`]).
+pub type Extension = Arc<dyn Fn(tiny_http::Request) -> Option<tiny_http::Request> + Send + Sync>;
+
+fn accept_loop(server: &tiny_http::Server, shared: &Arc<Shared>, extension: Option<&Extension>) {
     loop {
         let request = match server.recv() {
             Ok(r) => r,
@@ -396,8 +410,15 @@ fn accept_loop(server: &tiny_http::Server, shared: &Arc<Shared>) {
             continue;
         }
         let shared = Arc::clone(shared);
+        let extension = extension.cloned();
         let spawned = std::thread::Builder::new().name("control-req".into()).spawn(move || {
-            handle(request, &shared);
+            let request = match &extension {
+                Some(extension) => extension(request),
+                None => Some(request),
+            };
+            if let Some(request) = request {
+                handle(request, &shared);
+            }
             shared.in_flight.fetch_sub(1, Ordering::AcqRel);
         });
         if let Err(e) = spawned {
@@ -595,6 +616,28 @@ mod tests {
             self.control.emit("svc.reloaded", json!({ "n": self.reloads }));
             self.control.set_phase(Phase::Applied);
         }
+    }
+
+    #[test]
+    fn an_extension_answers_its_own_paths_and_hands_back_the_rest() {
+        let dir = tmpdir("ext");
+        let sock = socket_path(&dir.0, "init");
+        let ev = EventLoop::new().unwrap();
+        let control = Control::new("init", None, ev.waker());
+        control.set_field("standard", json!(true));
+        let extension: Extension = Arc::new(|request: tiny_http::Request| {
+            if request.url() == "/v1/services" {
+                respond(request, 200, &json!({"services": ["dhcp4"]}));
+                return None;
+            }
+            Some(request)
+        });
+        control.serve_with(&sock, Some(extension)).unwrap();
+        let get = |p: &str| unix_http::request(&sock, "GET", p, b"", Duration::from_secs(5)).unwrap();
+        assert_eq!(get("/v1/services").json().unwrap()["services"][0], "dhcp4");
+        let status = get("/v1/status").json().unwrap();
+        assert_eq!((status["name"].clone(), status["standard"].clone()), (json!("init"), json!(true)));
+        assert_eq!(get("/v1/other").status, 404);
     }
 
     #[test]

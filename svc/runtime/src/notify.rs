@@ -116,6 +116,12 @@ pub fn notify_all(run_dir: &Path, names: &[&str], signal: Signal) {
     }
 }
 
+/// Whether `<run>/<name>.pid` already holds this process's pid (init wrote it).
+#[must_use]
+pub fn pid_file_names_us(run_dir: &Path, name: &str) -> bool {
+    fs::read_to_string(pid_path(run_dir, name)).is_ok_and(|t| t.trim() == std::process::id().to_string())
+}
+
 /// This process's pid file; removed again when dropped (a clean exit).
 #[derive(Debug)]
 pub struct PidFile(PathBuf);

@@ -68,8 +68,10 @@ pub fn start(spec: &Spec, args: Args) -> Result<Base, Box<dyn Error>> {
     event_loop.attach_control(control.clone());
     let pid_file = match PidFile::create(&args.run, spec.name) {
         Ok(f) => Some(f),
+        // Under init, /run is root's and init has written the file already.
+        Err(_) if crate::notify::pid_file_names_us(&args.run, spec.name) => None,
         Err(e) => {
-            crate::log_warn!("cannot write my pid file ({e}); relying on the supervisor's");
+            crate::log_warn!("cannot write my pid file ({e}); nothing can notify me by name");
             None
         }
     };

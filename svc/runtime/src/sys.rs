@@ -1,6 +1,9 @@
 //! The syscalls rustix does not offer, in one place: signal masks and `signalfd`,
 //! `AF_PACKET` sockets (`sockaddr_ll`, `SO_ATTACH_FILTER`), `SO_BINDTODEVICE`,
-//! `SIOCGIFHWADDR` and `getifaddrs`.
+//! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs` (addresses, and links with
+//! their flags and counters), IPv6 ancillary data (`IPV6_PKTINFO`, `IPV6_HOPLIMIT`,
+//! `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; and the one `unsafe` std call a
+//! supervisor needs, `CommandExt::pre_exec` ([`set_child_setup`]).
 //!
 //! rustix lists `sigprocmask`, `sigaction` and `signalfd` as not implemented
 //! (`rustix/src/not_implemented.rs`) and has no `sockaddr_ll`, so these go through `libc`.
@@ -13,6 +16,8 @@ use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// Turns a `-1` return into the thread's `errno` as an [`io::Error`].
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -72,6 +77,97 @@ pub fn signal_thread(signal: i32) -> io::Result<()> {
     // SAFETY: tgkill(2) with our own pid and tid; the kernel validates the signal.
     let ret = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) };
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Who a child runs as, set between `fork` and `exec` by [`set_child_setup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User id (0 keeps root, with only `capabilities` left in its bounding set).
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (replacing the parent's).
+    pub groups: Vec<u32>,
+    /// Capabilities as a bit mask (`1 << CAP_NET_RAW` …): the child's permitted,
+    /// effective, inheritable and ambient sets, so they survive `exec` of an
+    /// ordinary binary; every other capability leaves the bounding set.
+    pub capabilities: u64,
+    /// The highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
+    pub last_cap: u32,
+}
+
+/// What a supervisor sets up in a child between `fork` and `exec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildSetup {
+    /// Start a new session, so the child leads its own process group.
+    pub new_session: bool,
+    /// Make fd 0, a terminal, the new session's controlling terminal (needs `new_session`).
+    pub controlling_tty: bool,
+    /// Drop to these credentials (needs root); `None` keeps ours.
+    pub credentials: Option<Credentials>,
+}
+
+/// Arranges for `cmd`'s child to reset its signal mask and dispositions
+/// ([`reset_signals_for_child`]), then apply `setup`, just before `exec`:
+/// `setsid`, `TIOCSCTTY`, and for credentials: keep capabilities across the
+/// uid change, shrink the bounding set, `setgroups`, `setresgid`, `setresuid`,
+/// `capset` and `PR_CAP_AMBIENT_RAISE` for each wanted capability, then
+/// `PR_SET_NO_NEW_PRIVS`. Any failure aborts the spawn with that errno.
+pub fn set_child_setup(cmd: &mut Command, setup: ChildSetup) {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
+    // Everything the child needs is computed here, before fork: after it only
+    // async-signal-safe work is allowed (raw syscalls, no allocation).
+    let groups: Vec<rustix::fs::Gid> =
+        setup.credentials.iter().flat_map(|c| c.groups.iter().map(|&g| rustix::fs::Gid::from_raw(g))).collect();
+    let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
+    let child = move || -> io::Result<()> {
+        reset_signals_for_child()?;
+        if setup.new_session {
+            rustix::process::setsid().map_err(errno)?;
+        }
+        if setup.controlling_tty {
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()).map_err(errno)?;
+        }
+        let Some(creds) = &setup.credentials else {
+            return Ok(());
+        };
+        let wanted = CapabilitySet::from_bits_retain(creds.capabilities);
+        rustix::thread::set_keep_capabilities(true).map_err(errno)?;
+        for cap in 0..=creds.last_cap.min(63) {
+            let bit = CapabilitySet::from_bits_retain(1 << cap);
+            if !wanted.contains(bit) {
+                match rustix::thread::remove_capability_from_bounding_set(bit) {
+                    // A capability this kernel does not know is not in the set either.
+                    Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                    Err(e) => return Err(errno(e)),
+                }
+            }
+        }
+        rustix::thread::set_thread_groups(&groups).map_err(errno)?;
+        let gid = rustix::fs::Gid::from_raw(creds.gid);
+        rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(errno)?;
+        let uid = rustix::fs::Uid::from_raw(creds.uid);
+        rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(errno)?;
+        let sets = CapabilitySets { effective: wanted, permitted: wanted, inheritable: wanted };
+        rustix::thread::set_capabilities(None, sets).map_err(errno)?;
+        if creds.uid != 0 {
+            for cap in 0..64 {
+                let bit = CapabilitySet::from_bits_retain(1 << cap);
+                if wanted.contains(bit) {
+                    rustix::thread::configure_capability_in_ambient_set(bit, true).map_err(errno)?;
+                }
+            }
+        }
+        rustix::thread::set_no_new_privs(true).map_err(errno)?;
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec. It only makes
+    // raw syscalls through rustix (and `reset_signals_for_child`, which is
+    // async-signal-safe), reads data captured before the fork, and builds
+    // errors with `from_raw_os_error`, which does not allocate.
+    unsafe {
+        cmd.pre_exec(child);
+    }
 }
 
 /// One signal read from a `signalfd`.
@@ -284,6 +380,31 @@ pub fn interface_mac(fd: BorrowedFd<'_>, ifname: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// Sets `IFF_UP` on an interface (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS`) through
+/// `fd`, any socket of the network namespace to change. Bringing `lo` up also
+/// gives it 127.0.0.1/8 and ::1: the kernel adds those itself.
+pub fn set_interface_up(fd: BorrowedFd<'_>, ifname: &str) -> io::Result<()> {
+    let mut req = ifreq_for(ifname)?;
+    // SAFETY: `req` is a valid ifreq naming the interface; SIOCGIFFLAGS fills ifru_flags.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: `req` names the interface and carries the flags to set.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+/// Reads an interface's MTU with `SIOCGIFMTU` through `fd` (see [`interface_mac`]).
+pub fn interface_mtu(fd: BorrowedFd<'_>, ifname: &str) -> io::Result<u32> {
+    let mut req = ifreq_for(ifname)?;
+    // SAFETY: `req` is a valid ifreq naming the interface; SIOCGIFMTU fills ifru_mtu.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: after a successful SIOCGIFMTU the union holds ifru_mtu.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{ifname}: MTU {mtu}")))
+}
+
 /// One address of one interface, from `getifaddrs(3)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddr {
@@ -362,4 +483,383 @@ pub fn interface_addrs() -> io::Result<Vec<InterfaceAddr>> {
     // SAFETY: `head` came from getifaddrs and is freed exactly once.
     unsafe { libc::freeifaddrs(head) };
     Ok(out)
+}
+
+/// One network interface (link) with its flags and packet counters, from the
+/// `AF_PACKET` entries of `getifaddrs(3)` (which glibc fills from `RTM_GETLINK`,
+/// so the answer is the caller's network namespace, unlike sysfs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface name.
+    pub ifname: String,
+    /// Interface index (0 when unknown).
+    pub ifindex: u32,
+    /// `IFF_UP`: administratively up.
+    pub up: bool,
+    /// `IFF_RUNNING`: operationally up (carrier, RFC 2863 operstate "up").
+    pub running: bool,
+    /// Packets received (the kernel's 32-bit `rtnl_link_stats` counter).
+    pub rx_packets: u64,
+    /// Packets sent (32-bit, as above).
+    pub tx_packets: u64,
+}
+
+/// Lists every link of the caller's network namespace, with or without addresses.
+pub fn interface_links() -> io::Result<Vec<LinkInfo>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head that we free with freeifaddrs below.
+    cvt(unsafe { libc::getifaddrs(&mut head) })?;
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr points at a sockaddr; sa_family tells its type.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_PACKET {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        // SAFETY: `ifa_name` is a valid C string for if_nametoindex.
+        let ifindex = unsafe { libc::if_nametoindex(ifa.ifa_name) };
+        let (rx_packets, tx_packets) = if ifa.ifa_data.is_null() {
+            (0, 0)
+        } else {
+            // SAFETY: for AF_PACKET entries glibc points ifa_data at a `struct
+            // rtnl_link_stats` owned by the list, whose first two fields are the
+            // __u32 rx_packets and tx_packets; read_unaligned makes no alignment claim.
+            unsafe {
+                let stats = ifa.ifa_data.cast::<u32>();
+                (u64::from(stats.read_unaligned()), u64::from(stats.add(1).read_unaligned()))
+            }
+        };
+        let flags = ifa.ifa_flags;
+        out.push(LinkInfo {
+            ifname,
+            ifindex,
+            up: flags & (libc::IFF_UP as libc::c_uint) != 0,
+            running: flags & (libc::IFF_RUNNING as libc::c_uint) != 0,
+            rx_packets,
+            tx_packets,
+        });
+    }
+    // SAFETY: `head` came from getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// `ICMP6_FILTER` (RFC 3542 §3.2; Linux calls it `ICMPV6_FILTER` in `linux/icmpv6.h`), absent from libc.
+const ICMP6_FILTER: libc::c_int = 1;
+
+fn set_int_option(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `value`, alive for the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Asks for each received IPv6 packet's hop limit as ancillary data
+/// (`IPV6_RECVHOPLIMIT`, RFC 3542 §6.3); [`recv_ipv6`] reports it.
+pub fn set_ipv6_recv_hop_limit(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, libc::c_int::from(on))
+}
+
+/// Asks for each received IPv6 packet's arrival interface and destination
+/// (`IPV6_RECVPKTINFO`, RFC 3542 §6.1); [`recv_ipv6`] reports them.
+pub fn set_ipv6_recv_pktinfo(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, libc::c_int::from(on))
+}
+
+/// Lets only ICMPv6 messages of the types in `pass` reach a raw ICMPv6 socket
+/// (`ICMP6_FILTER`, RFC 3542 §3.2); the kernel drops the rest before queueing.
+pub fn set_icmpv6_filter(fd: BorrowedFd<'_>, pass: &[u8]) -> io::Result<()> {
+    // Linux's struct icmp6_filter: 256 bits, a set bit blocks that type.
+    let mut filter = [u32::MAX; 8];
+    for &t in pass {
+        filter[usize::from(t >> 5)] &= !(1u32 << (t & 31));
+    }
+    // SAFETY: the pointer and length describe `filter` (32 bytes, the size of
+    // struct icmp6_filter), alive for the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_ICMPV6,
+            ICMP6_FILTER,
+            filter.as_ptr().cast(),
+            size_of::<[u32; 8]>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// What `recvmsg` told about one received IPv6 datagram besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6RecvMeta {
+    /// The sender (with its scope for link-local addresses).
+    pub src: std::net::SocketAddrV6,
+    /// The IPv6 hop limit it arrived with (after [`set_ipv6_recv_hop_limit`]).
+    pub hop_limit: Option<u8>,
+    /// The interface it arrived on (after [`set_ipv6_recv_pktinfo`]).
+    pub ifindex: Option<u32>,
+    /// Its destination address (after [`set_ipv6_recv_pktinfo`]).
+    pub dst: Option<Ipv6Addr>,
+    /// It was longer than the buffer and was cut.
+    pub truncated: bool,
+}
+
+fn sockaddr_in6(addr: std::net::SocketAddrV6) -> libc::sockaddr_in6 {
+    // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
+    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    sa.sin6_port = addr.port().to_be();
+    sa.sin6_flowinfo = addr.flowinfo();
+    sa.sin6_addr.s6_addr = addr.ip().octets();
+    sa.sin6_scope_id = addr.scope_id();
+    sa
+}
+
+/// Receives one IPv6 datagram (`recvmsg`) with its sender, hop limit, arrival
+/// interface and destination; `WouldBlock` when none is queued.
+pub fn recv_ipv6(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Ipv6RecvMeta)> {
+    // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
+    let mut src: libc::sockaddr_in6 = unsafe { zeroed() };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // u64s keep the control buffer aligned for cmsghdr; 128 bytes hold
+    // IPV6_PKTINFO and IPV6_HOPLIMIT with room to spare.
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&raw mut src).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: every pointer in `msg` refers to a live, writable buffer of the
+    // stated length (`src`, `iov` → `buf`, `control`).
+    let len = cvt_size(unsafe { libc::recvmsg(fd.as_raw_fd(), &raw mut msg, 0) })?;
+    let mut meta = Ipv6RecvMeta {
+        src: std::net::SocketAddrV6::new(
+            Ipv6Addr::from(src.sin6_addr.s6_addr),
+            u16::from_be(src.sin6_port),
+            src.sin6_flowinfo,
+            src.sin6_scope_id,
+        ),
+        hop_limit: None,
+        ifindex: None,
+        dst: None,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+    };
+    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR/CMSG_NXTHDR stay
+    // within msg_controllen and return null at the end.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null header from CMSG_FIRSTHDR/NXTHDR lies inside `control`.
+        let header = unsafe { &*cmsg };
+        let data_len = (header.cmsg_len as usize).saturating_sub(
+            // SAFETY: CMSG_LEN is pure arithmetic.
+            unsafe { libc::CMSG_LEN(0) } as usize,
+        );
+        if header.cmsg_level == libc::IPPROTO_IPV6 {
+            // SAFETY: CMSG_DATA points just after the header, inside `control`.
+            let data = unsafe { libc::CMSG_DATA(cmsg) };
+            match header.cmsg_type {
+                libc::IPV6_HOPLIMIT if data_len >= size_of::<libc::c_int>() => {
+                    // SAFETY: the kernel wrote an int here (checked length); it may be unaligned.
+                    let v = unsafe { std::ptr::read_unaligned(data.cast::<libc::c_int>()) };
+                    meta.hop_limit = u8::try_from(v).ok();
+                }
+                libc::IPV6_PKTINFO if data_len >= size_of::<libc::in6_pktinfo>() => {
+                    // SAFETY: the kernel wrote an in6_pktinfo here (checked length).
+                    let info = unsafe { std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>()) };
+                    meta.ifindex = Some(info.ipi6_ifindex);
+                    meta.dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                }
+                _ => {}
+            }
+        }
+        // SAFETY: as above; returns null after the last header.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok((len, meta))
+}
+
+/// Sends one IPv6 datagram to `dst` (`sendmsg`) out of interface `ifindex`, from
+/// source address `src` when given (`IPV6_PKTINFO`, RFC 3542 §6.1: the kernel
+/// refuses an address that is not usable, e.g. still tentative), and with hop
+/// limit `hop_limit` when given (`IPV6_HOPLIMIT`, §6.3), whatever the socket's defaults.
+pub fn send_ipv6(
+    fd: BorrowedFd<'_>,
+    buf: &[u8],
+    dst: std::net::SocketAddrV6,
+    src: Option<Ipv6Addr>,
+    ifindex: u32,
+    hop_limit: Option<u8>,
+) -> io::Result<usize> {
+    let mut addr = sockaddr_in6(dst);
+    let mut iov = libc::iovec { iov_base: buf.as_ptr().cast_mut().cast(), iov_len: buf.len() };
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&raw mut addr).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `in6_pktinfo` is plain data; all-zero (any source, any interface) is valid.
+    let mut info: libc::in6_pktinfo = unsafe { zeroed() };
+    info.ipi6_addr.s6_addr = src.unwrap_or(Ipv6Addr::UNSPECIFIED).octets();
+    info.ipi6_ifindex = ifindex;
+    // SAFETY: CMSG_SPACE is pure arithmetic.
+    let mut used = unsafe { libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) } as usize;
+    // SAFETY: `control` (128 bytes, aligned) has room for both headers and their
+    // data; CMSG_FIRSTHDR/NXTHDR return headers inside it, checked non-null.
+    unsafe {
+        let first = libc::CMSG_FIRSTHDR(&raw const msg);
+        if first.is_null() {
+            return Err(io::Error::other("no room for ancillary data"));
+        }
+        (*first).cmsg_level = libc::IPPROTO_IPV6;
+        (*first).cmsg_type = libc::IPV6_PKTINFO;
+        (*first).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(first).cast::<libc::in6_pktinfo>(), info);
+        if let Some(hops) = hop_limit {
+            let second = libc::CMSG_NXTHDR(&raw const msg, first);
+            if second.is_null() {
+                return Err(io::Error::other("no room for ancillary data"));
+            }
+            (*second).cmsg_level = libc::IPPROTO_IPV6;
+            (*second).cmsg_type = libc::IPV6_HOPLIMIT;
+            (*second).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(second).cast::<libc::c_int>(), libc::c_int::from(hops));
+            used += libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) as usize;
+        }
+    }
+    msg.msg_controllen = used as _;
+    // SAFETY: every pointer in `msg` refers to a live buffer of the stated length;
+    // sendmsg only reads them.
+    cvt_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, 0) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{SocketAddrV6, UdpSocket};
+    use std::os::fd::AsFd;
+
+    fn status_field(status: &str, field: &str) -> String {
+        status.lines().find_map(|l| l.strip_prefix(field)).unwrap_or_default().trim().to_owned()
+    }
+
+    #[test]
+    fn child_setup_drops_to_the_user_with_only_the_wanted_capabilities() {
+        if !crate::testing::root("child_setup_drops_to_the_user_with_only_the_wanted_capabilities") {
+            return;
+        }
+        let net_raw = 1u64 << 13;
+        let kill = 1u64 << 5;
+        let mut cmd = Command::new("/bin/cat");
+        cmd.arg("/proc/self/status");
+        set_child_setup(
+            &mut cmd,
+            ChildSetup {
+                new_session: true,
+                controlling_tty: false,
+                credentials: Some(Credentials {
+                    uid: 65534,
+                    gid: 65533,
+                    groups: vec![65532],
+                    capabilities: net_raw | kill,
+                    last_cap: 40,
+                }),
+            },
+        );
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let status = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(status_field(&status, "Uid:"), "65534\t65534\t65534\t65534");
+        assert_eq!(status_field(&status, "Gid:"), "65533\t65533\t65533\t65533");
+        assert_eq!(status_field(&status, "Groups:"), "65532");
+        for set in ["CapInh:", "CapPrm:", "CapEff:", "CapAmb:", "CapBnd:"] {
+            assert_eq!(status_field(&status, set), format!("{:016x}", net_raw | kill), "{set}\n{status}");
+        }
+        assert_eq!(status_field(&status, "NoNewPrivs:"), "1");
+        assert_eq!(status_field(&status, "SigBlk:"), "0000000000000000");
+    }
+
+    #[test]
+    fn bringing_loopback_up_in_a_fresh_namespace_gives_it_its_addresses() {
+        if !crate::testing::root("bringing_loopback_up_in_a_fresh_namespace_gives_it_its_addresses") {
+            return;
+        }
+        // unshare(CLONE_NEWNET) moves only this thread, so the test runs on its own.
+        let addrs = std::thread::spawn(|| {
+            // SAFETY: NEWNET leaves the file descriptor table shared and intact.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }.unwrap();
+            let before = interface_addrs().unwrap();
+            let sock =
+                rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None).unwrap();
+            set_interface_up(sock.as_fd(), "lo").unwrap();
+            (before, interface_addrs().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert!(addrs.0.iter().all(|a| !a.up), "lo starts down: {:?}", addrs.0);
+        let lo: Vec<IpAddr> = addrs.1.iter().filter(|a| a.ifname == "lo" && a.up).map(|a| a.addr).collect();
+        assert!(lo.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{lo:?}");
+    }
+
+    #[test]
+    fn ipv6_ancillary_data_carries_hop_limit_interface_and_destination() {
+        let lo = crate::netif::index("lo").unwrap();
+        let rx = UdpSocket::bind("[::1]:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        set_ipv6_recv_hop_limit(rx.as_fd(), true).unwrap();
+        set_ipv6_recv_pktinfo(rx.as_fd(), true).unwrap();
+        let std::net::SocketAddr::V6(to) = rx.local_addr().unwrap() else { panic!("not IPv6") };
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        let sent = send_ipv6(tx.as_fd(), b"hops", to, Some(Ipv6Addr::LOCALHOST), lo, Some(7)).unwrap();
+        assert_eq!(sent, 4);
+        // The socket defaults (64) do not apply when the hop limit is given.
+        send_ipv6(tx.as_fd(), b"default", to, None, 0, None).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, meta) = recv_ipv6(rx.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hops");
+        assert_eq!(meta.hop_limit, Some(7));
+        assert_eq!(meta.ifindex, Some(lo));
+        assert_eq!(meta.dst, Some(Ipv6Addr::LOCALHOST));
+        let std::net::SocketAddr::V6(from) = tx.local_addr().unwrap() else { panic!("not IPv6") };
+        assert_eq!(meta.src, SocketAddrV6::new(Ipv6Addr::LOCALHOST, from.port(), 0, 0));
+        assert!(!meta.truncated);
+        let (n, meta) = recv_ipv6(rx.as_fd(), &mut buf[..3]).unwrap();
+        assert_eq!((n, meta.truncated), (3, true), "a datagram longer than the buffer is reported cut");
+        assert_ne!(meta.hop_limit, Some(7));
+    }
+
+    #[test]
+    fn a_source_address_we_do_not_have_is_refused() {
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        let to = SocketAddrV6::new(Ipv6Addr::LOCALHOST, 9, 0, 0);
+        let err = send_ipv6(tx.as_fd(), b"x", to, Some("2001:db8::99".parse().unwrap()), 0, Some(1)).unwrap_err();
+        assert!(matches!(err.raw_os_error(), Some(libc::EINVAL | libc::EADDRNOTAVAIL)), "{err}");
+    }
+
+    #[test]
+    fn loopback_has_an_mtu() {
+        let sock = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None).unwrap();
+        assert!(interface_mtu(sock.as_fd(), "lo").unwrap() >= 1280);
+        assert!(interface_mtu(sock.as_fd(), "does-not-exist0").is_err());
+    }
 }

@@ -1,0 +1,112 @@
+//! init's control socket, `<run>/router/init.sock` (mode 0600, root only): the
+//! standard control API of every service (runtime::control), with init's own
+//! endpoints added in front of it. `routerctl` speaks this.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /v1/status` | the standard fields (`name`, `phase`, `since`, `conditions`) plus the overview: system facts and every service with its own `/v1/status` (or `status_error`) |
+//! | `GET /v1/services` | every service, without asking them |
+//! | `GET /v1/services/<name>` | one service, with its own status |
+//! | `GET /v1/services/<name>/logs?since=SEQ&limit=N&wait=SECONDS` | `{"lines":[{seq,time,stream,text}],"next","missed"}`, long-polling up to `wait` (≤ 60 s); `init` and `kernel` too |
+//! | `POST /v1/services/<name>/stop` · `restart` · `start` | 202 `{"accepted":true}`; 404 unknown service; 409 shutting down |
+//! | `POST /v1/system/reboot` · `poweroff` | 202; as PID 1 the machine goes down, otherwise init stops everything and exits |
+//! | `GET /v1/healthz`, `GET /v1/events`, `POST /v1/commands/reload` | standard (reload = re-read the password, refresh listeners) |
+//! | `POST /v1/commands/stop` | as PID 1: 409 (use `/v1/system/…`); otherwise a clean stop |
+//!
+//! Events: `init.service.started`, `init.service.restarted`, `init.service.exited`,
+//! `init.service.crashloop`, `init.shutdown`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use runtime::control::{Control, Extension};
+
+use crate::status::{Mode, Refusal, Request, Shared};
+
+/// Longest long-poll for logs.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+fn respond(request: tiny_http::Request, code: u16, body: &Value) {
+    runtime::http::respond_json(request, code, body);
+}
+
+/// The standard status merged with the overview.
+#[must_use]
+pub fn status(control: &Control, shared: &Shared) -> Value {
+    let mut doc = control.status();
+    if let (Some(map), Ok(Value::Object(overview))) = (doc.as_object_mut(), serde_json::to_value(shared.overview(true)))
+    {
+        for (k, v) in overview {
+            map.entry(k).or_insert(v);
+        }
+    }
+    doc
+}
+
+fn answer(request: tiny_http::Request, result: Result<(), Refusal>) {
+    match result {
+        Ok(()) => respond(request, 202, &json!({"accepted": true})),
+        Err(e @ Refusal::UnknownService) => respond(request, 404, &json!({"accepted": false, "error": e.to_string()})),
+        Err(e @ Refusal::ShuttingDown) => respond(request, 409, &json!({"accepted": false, "error": e.to_string()})),
+    }
+}
+
+/// The extension for [`Control::serve_with`].
+#[must_use]
+pub fn extension(control: Control, shared: Arc<Shared>) -> Extension {
+    Arc::new(move |request: tiny_http::Request| {
+        let url = request.url().to_owned();
+        let (path, query) = runtime::control::split_query(&url);
+        let get = *request.method() == tiny_http::Method::Get;
+        let post = *request.method() == tiny_http::Method::Post;
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (segments.as_slice(), get, post) {
+            (["v1", "status"], true, _) => respond(request, 200, &status(&control, &shared)),
+            (["v1", "services"], true, _) => respond(request, 200, &json!({"services": shared.services(false)})),
+            (["v1", "services", name], true, _) => match shared.service(name) {
+                Some(s) => respond(request, 200, &json!(s)),
+                None => respond(request, 404, &json!({"error": format!("no service {name:?}")})),
+            },
+            (["v1", "services", name, "logs"], true, _) => {
+                let value = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+                let since = value("since").and_then(|v| v.parse().ok());
+                let limit = value("limit").and_then(|v| v.parse().ok()).unwrap_or(1000).min(100_000);
+                let wait = value("wait")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|w| w.is_finite() && *w >= 0.0)
+                    .map_or(Duration::ZERO, |w| Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())));
+                let page = match since {
+                    Some(s) => shared.log_after(name, s, limit, wait),
+                    None => shared.logs.tail(name, limit),
+                };
+                match page {
+                    Some(p) => respond(request, 200, &json!(p)),
+                    None => respond(request, 404, &json!({"error": format!("no log {name:?}")})),
+                }
+            }
+            (["v1", "services", name, action @ ("stop" | "restart" | "start")], _, true) => {
+                let name = (*name).to_owned();
+                let r = match *action {
+                    "stop" => Request::Stop(name),
+                    "start" => Request::Start(name),
+                    _ => Request::Restart(name),
+                };
+                answer(request, shared.request(r));
+            }
+            (["v1", "system", "reboot"], _, true) => answer(request, shared.request(Request::Reboot)),
+            (["v1", "system", "poweroff"], _, true) => answer(request, shared.request(Request::Poweroff)),
+            (["v1", "commands", "stop"], _, true) if shared.mode == Mode::Pid1 => respond(
+                request,
+                409,
+                &json!({"accepted": false, "error": "init is PID 1: use /v1/system/reboot or /v1/system/poweroff"}),
+            ),
+            (["v1", "services", ..] | ["v1", "system", ..], _, _) => {
+                respond(request, 405, &json!({"error": "wrong method or path"}));
+            }
+            _ => return Some(request),
+        }
+        None
+    })
+}
