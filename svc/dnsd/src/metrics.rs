@@ -119,7 +119,7 @@ pub struct UpstreamMetrics {
     pub queries: Counter,
     /// Answers received.
     pub answers: Counter,
-    /// Failed tries (timeouts, send errors, REFUSED, malformed replies).
+    /// Failed tries (timeouts, send errors, malformed replies).
     pub failures: Counter,
     /// Answer latency.
     pub latency: Histogram,
@@ -316,7 +316,7 @@ impl Metrics for DnsMetrics {
             enc.counter("dnsd_upstream_answers_total", "Answers received from each upstream.", &l, m.answers.get());
             enc.counter(
                 "dnsd_upstream_failures_total",
-                "Failed tries per upstream (timeouts, send errors, REFUSED, malformed replies).",
+                "Failed tries per upstream (timeouts, send errors, malformed replies).",
                 &l,
                 m.failures.get(),
             );

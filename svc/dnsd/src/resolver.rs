@@ -10,7 +10,7 @@
 //! (the earlier tries stay open: a late answer still counts); a truncated reply
 //! is asked again over TCP (RFC 7766 §5); an upstream FORMERR or NOTIMP to our
 //! EDNS query is retried without EDNS (RFC 6891 §7); SERVFAIL and REFUSED move
-//! on to another upstream. When the budget runs out (2.5 s, or 1 s when every
+//! on to another upstream (the clients get SERVFAIL when none answers better). When the budget runs out (2.5 s, or 1 s when every
 //! upstream was already down) the clients get an expired cache entry if there
 //! is one (RFC 8767), else SERVFAIL — never silence (router7 sent nothing and
 //! clients hung until their own timeout).
@@ -655,7 +655,8 @@ impl Resolver {
                 self.retry_or_fail(now, idx, false);
             }
             rcode::REFUSED => {
-                self.upstreams.failure(now, upstream, "refused");
+                // It answers, but not this (an ACL or a policy): ask another.
+                self.upstreams.success(upstream, rtt);
                 self.retry_or_fail(now, idx, false);
             }
             rcode::FORMERR | rcode::NOTIMP if edns => {

@@ -9,7 +9,7 @@
 //! tried again now and then and its figure stays current. router7 re-sorted by
 //! probing every 10 s instead; this needs no probes.
 //!
-//! Health: a try that times out, a send that fails or a REFUSED marks the
+//! Health: a try that times out, a send that fails or a malformed reply marks the
 //! server down for a backoff of 5 s, doubling with each further failure up to
 //! 60 s; any answer marks it up again. While every server is down, the one
 //! whose backoff ends first is still tried (a query is a probe), but a query

@@ -305,6 +305,7 @@ fn refused_and_servfail_move_on_to_the_next_upstream() {
     h.r.on_upstream_udp(at(5), slot, to, &reply_to(&upq, |p, _| *p.rcode_mut() = RCODE::Refused));
     let sent = h.upstream_queries();
     assert_eq!((sent.len(), sent[0].1), (1, up(UP2)), "REFUSED: next upstream at once");
+    assert!(h.r.upstream_status(at(5))[0].up, "REFUSED is an answer: the upstream is not down");
     let (slot, to, upq) = sent[0].clone();
     h.r.on_upstream_udp(at(9), slot, to, &reply_to(&upq, |p, n| with_a(p, n, IP, 60)));
     only_answer(&mut h);
