@@ -122,7 +122,7 @@ impl LocalAnswer {
 pub struct LocalZone {
     hosts: HashMap<Vec<u8>, Host>,
     ptrs: HashMap<IpAddr, (String, Option<Instant>)>,
-    zones: Vec<ReverseZone>,
+    zones: &'static [ReverseZone],
 }
 
 /// Whether `name` is one DNS label fit for a host name.
@@ -133,7 +133,12 @@ pub fn valid_label(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn reverse_zones() -> Vec<ReverseZone> {
+fn reverse_zones() -> &'static [ReverseZone] {
+    static ZONES: std::sync::OnceLock<Vec<ReverseZone>> = std::sync::OnceLock::new();
+    ZONES.get_or_init(build_reverse_zones)
+}
+
+fn build_reverse_zones() -> Vec<ReverseZone> {
     let mut v4: Vec<Vec<u8>> = vec![vec![0], vec![10], vec![127], vec![169, 254]];
     v4.extend((16..=31).map(|b| vec![172, b]));
     v4.extend([vec![192, 0, 2], vec![192, 168], vec![198, 51, 100], vec![203, 0, 113], vec![255, 255, 255, 255]]);

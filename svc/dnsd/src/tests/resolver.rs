@@ -466,3 +466,22 @@ fn bounded_pending_queries_drop_the_excess() {
     assert_eq!(h.metrics.dropped(Discard::PendingFull), 1);
     let _ = CLIENT;
 }
+
+#[test]
+fn forwards_types_it_does_not_know() {
+    // From the fuzzer: a query of type 16652 (which simple-dns cannot even
+    // parse) goes upstream with its type intact, and its answer comes back.
+    let mut h = Harness::new(&[UP1]);
+    let (slot, to, upq) = forwarded(&mut h, 0, udp_client(1), &query(1, "odd.example", 16652, None));
+    let qt = 12 + "odd.example".len() + 2;
+    assert_eq!(wire::be16(&upq, qt), Some(16652));
+    let mut reply = upq.clone();
+    reply.truncate(qt + 4);
+    reply[2] |= 0x80;
+    reply[11] = 0;
+    h.r.on_upstream_udp(at(1), slot, to, &reply);
+    let (_, answer) = only_answer(&mut h);
+    let head = Header::parse(&answer).unwrap();
+    assert_eq!((head.id, head.rcode(), head.qdcount), (1, rcode::NOERROR, 1));
+    assert_eq!(wire::be16(&answer, qt), Some(16652));
+}
