@@ -20,21 +20,26 @@
 #   fixed rate: dnsperf -Q $RATE: average latency, and the forwarder's CPU time
 #               (all its threads, from /proc/PID/task/*/schedstat: user and
 #               kernel time in ns) per 1,000 answered queries.
-# Peak RSS is VmHWM at the end. Settings are matched where the programs allow:
-# 10,000 cache entries, 1,024 queries in flight, one thread each.
+# Everything is measured $ROUNDS times, the forwarders in turn, and the median
+# reported (the machine may be shared: medians of interleaved rounds are what
+# survives other load). Peak RSS is VmHWM at the end. Settings are matched
+# where the programs allow: 10,000 cache entries, 1,024 queries in flight, one
+# thread each. dnsd is the static binary the appliance ships (ci/build-static).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 RATE=${RATE:-10000}
+ROUNDS=${ROUNDS:-3}
 [ "$(id -u)" = 0 ] || { echo "bench/dnsd.sh needs root (namespaces)" >&2; exit 1; }
 for t in dnsperf dnsmasq unbound ip; do
   command -v "$t" >/dev/null || { echo "bench/dnsd.sh needs $t" >&2; exit 1; }
 done
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release -q -p dnsd
-DNSD=$CARGO_TARGET_DIR/release/dnsd
+target=${CARGO_TARGET_DIR:-$PWD/target}/static
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --target x86_64-unknown-linux-gnu \
+  --target-dir "$target" -p dnsd
+DNSD=$target/x86_64-unknown-linux-gnu/release/dnsd
 
 work=$(mktemp -d /tmp/dnsd-bench.XXXXXX)
 tag=$$
@@ -123,6 +128,8 @@ for i in $(seq 0 99); do echo "h$i.zone.example A"; done >"$work/hit.txt"
 miss_lines=$(( (RATE > 40000 ? RATE : 40000) * DURATION * 12 / 10 ))
 make_miss() { awk -v p="$1" -v n="$miss_lines" 'BEGIN { for (i = 0; i < n; i++) printf "%s%d.zone.example A\n", p, i }' >"$work/$1.txt"; }
 
+ms_per_1000() { awk -v ns="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.3f", ns / 1e6 / (n / 1000); else print 0 }'; }
+
 cpu_ns() { # pid: nanoseconds on CPU, all threads
   local total=0 t
   for t in /proc/"$1"/task/*/schedstat; do
@@ -138,60 +145,72 @@ perf() { # server datafile extra-args… → "qps completed avg_latency_s"
     awk '/Queries completed:/ {c=$3} /Queries per second:/ {q=$4} /Average Latency/ {l=$4} END {print q, c, l}'
 }
 
-declare -A R
-run_one() { # name addr pid
-  local name=$1 addr=$2 pid=$3 out before after
+# One value per line in $work/res/<forwarder>.<metric>; the median is reported.
+mkdir -p "$work/res"
+put() { echo "$3" >>"$work/res/$1.$2"; }
+round() { # name addr pid round
+  local name=$1 addr=$2 pid=$3 r=$4 qps n lat before after
   ip netns exec $ns_cli dnsperf -s "$addr" -d "$work/hit.txt" -n 3 >/dev/null 2>&1
-  read -r R[$name,hit_qps] _ R[$name,hit_lat_sat] < <(perf "$addr" "$work/hit.txt" -c 10 -q 200)
+  read -r qps n lat < <(perf "$addr" "$work/hit.txt" -c 10 -q 200)
+  put "$name" hit_qps "$qps"; put "$name" hit_lat_sat "$lat"
   before=$(cpu_ns "$pid")
-  read -r _ R[$name,hit_n] R[$name,hit_lat] < <(perf "$addr" "$work/hit.txt" -Q "$RATE")
+  read -r qps n lat < <(perf "$addr" "$work/hit.txt" -Q "$RATE")
   after=$(cpu_ns "$pid")
-  R[$name,hit_cpu]=$(( after - before ))
-  make_miss "${name}s"
-  read -r R[$name,miss_qps] _ R[$name,miss_lat_sat] < <(perf "$addr" "$work/${name}s.txt" -c 10 -q 200)
-  make_miss "${name}r"
+  put "$name" hit_lat "$lat"; put "$name" hit_cpu "$(ms_per_1000 $((after - before)) "$n")"
+  make_miss "${name}s$r"
+  read -r qps n lat < <(perf "$addr" "$work/${name}s$r.txt" -c 10 -q 200)
+  put "$name" miss_qps "$qps"; put "$name" miss_lat_sat "$lat"
+  make_miss "${name}r$r"
   before=$(cpu_ns "$pid")
-  read -r _ R[$name,miss_n] R[$name,miss_lat] < <(perf "$addr" "$work/${name}r.txt" -Q "$RATE")
+  read -r qps n lat < <(perf "$addr" "$work/${name}r$r.txt" -Q "$RATE")
   after=$(cpu_ns "$pid")
-  R[$name,miss_cpu]=$(( after - before ))
-  rm -f "$work/${name}s.txt" "$work/${name}r.txt"
-  R[$name,rss]=$(awk '/VmHWM/ {print $2}' /proc/"$pid"/status)
+  put "$name" miss_lat "$lat"; put "$name" miss_cpu "$(ms_per_1000 $((after - before)) "$n")"
+  rm -f "$work/${name}s$r.txt" "$work/${name}r$r.txt"
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-run_one dnsd 10.9.1.1 $pid_dnsd
-run_one dnsmasq 10.9.1.2 $pid_dnsmasq
-run_one unbound 10.9.1.3 $pid_unbound
+order=(dnsd dnsmasq unbound)
+for r in $(seq 1 "$ROUNDS"); do
+  for name in "${order[@]}"; do
+    case $name in
+      dnsd) round dnsd 10.9.1.1 $pid_dnsd "$r" ;;
+      dnsmasq) round dnsmasq 10.9.1.2 $pid_dnsmasq "$r" ;;
+      unbound) round unbound 10.9.1.3 $pid_unbound "$r" ;;
+    esac
+  done
+  order=("${order[@]:1}" "${order[0]}")
+done
+for p in "dnsd $pid_dnsd" "dnsmasq $pid_dnsmasq" "unbound $pid_unbound"; do
+  set -- $p
+  awk '/VmHWM/ {printf "%.1f\n", $2 / 1024}' /proc/"$2"/status >"$work/res/$1.rss"
+done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-ms_per_1000() { awk -v ns="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", ns / 1e6 / (n / 1000); else print "n/a" }'; }
-ms() { awk -v s="$1" 'BEGIN { printf "%.3f", s * 1000 }'; }
+median() { sort -g "$work/res/$1.$2" | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-row() { # label key formatter
-  local label=$1 key=$2 f=$3 d m u
-  d=$($f dnsd "$key"); m=$($f dnsmasq "$key"); u=$($f unbound "$key")
+row() { # label key scale format
+  local label=$1 key=$2 scale=$3 fmt=$4 d m u
+  d=$(awk -v v="$(median dnsd "$key")" -v s="$scale" -v f="$fmt" 'BEGIN { printf f, v * s }')
+  m=$(awk -v v="$(median dnsmasq "$key")" -v s="$scale" -v f="$fmt" 'BEGIN { printf f, v * s }')
+  u=$(awk -v v="$(median unbound "$key")" -v s="$scale" -v f="$fmt" 'BEGIN { printf f, v * s }')
   echo "| $label | $d | $m | $u | $(ratio "$d" "$m") | $(ratio "$d" "$u") |"
 }
-raw() { printf "%.0f" "${R[$1,$2]}"; }
-lat() { ms "${R[$1,$2]}"; }
-cpu() { ms_per_1000 "${R[$1,${2}_cpu]}" "${R[$1,${2}_n]}"; }
-rss() { awk -v k="${R[$1,rss]}" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 cat <<EOF
 ### Run of $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, load $load_before → $load_after
 
-dnsperf ${DURATION} s per measurement; fixed rate ${RATE} q/s. Ratios are dnsd / peer (lower is
-better for latency, CPU and RSS; higher for queries/s).
+dnsperf ${DURATION} s per measurement, median of ${ROUNDS} interleaved rounds; fixed rate ${RATE} q/s.
+Ratios are dnsd / peer (lower is better for latency, CPU and RSS; higher for queries/s).
 
 | | dnsd | dnsmasq | unbound | dnsd/dnsmasq | dnsd/unbound |
 |---|---|---|---|---|---|
-$(row "cache hit: queries/s at saturation" hit_qps raw)
-$(row "cache hit: avg latency at saturation (ms)" hit_lat_sat lat)
-$(row "cache hit: avg latency at ${RATE} q/s (ms)" hit_lat lat)
-$(row "cache hit: CPU ms per 1,000 queries at ${RATE} q/s" hit cpu)
-$(row "cache miss: queries/s at saturation" miss_qps raw)
-$(row "cache miss: avg latency at saturation (ms)" miss_lat_sat lat)
-$(row "cache miss: avg latency at ${RATE} q/s (ms)" miss_lat lat)
-$(row "cache miss: CPU ms per 1,000 queries at ${RATE} q/s" miss cpu)
-$(row "peak RSS (MB)" rss rss)
+$(row "cache hit: queries/s at saturation" hit_qps 1 %.0f)
+$(row "cache hit: avg latency at saturation (ms)" hit_lat_sat 1000 %.3f)
+$(row "cache hit: avg latency at ${RATE} q/s (ms)" hit_lat 1000 %.3f)
+$(row "cache hit: CPU ms per 1,000 queries at ${RATE} q/s" hit_cpu 1 %.2f)
+$(row "cache miss: queries/s at saturation" miss_qps 1 %.0f)
+$(row "cache miss: avg latency at saturation (ms)" miss_lat_sat 1000 %.3f)
+$(row "cache miss: avg latency at ${RATE} q/s (ms)" miss_lat 1000 %.3f)
+$(row "cache miss: CPU ms per 1,000 queries at ${RATE} q/s" miss_cpu 1 %.2f)
+$(row "peak RSS (MB)" rss 1 %.1f)
 EOF

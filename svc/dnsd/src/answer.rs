@@ -62,17 +62,24 @@ pub enum Unusable {
 }
 
 /// A prepared reply; see the module docs.
+///
+/// One allocation holds the message (ID zero, question lower-cased) followed
+/// by its TTL table: for each record, the TTL's position (u16) and the TTL to
+/// serve at age 0 (u32). A message is at most 65,535 bytes, so positions fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAnswer {
-    msg: Box<[u8]>,
-    qname_end: usize,
-    ttls: Box<[(u32, u32)]>,
+    buf: Box<[u8]>,
+    msg_len: u16,
+    qname_end: u16,
     kind: Kind,
-    rcode: u16,
+    rcode: u8,
     upstream_ad: bool,
     lifetime: u32,
     received: Instant,
 }
+
+/// Bytes per TTL table entry.
+const TTL_ENTRY: usize = 6;
 
 /// The client side of one answer: whom we answer and how.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +113,7 @@ pub enum Rendered {
 
 impl StoredAnswer {
     /// Prepares `msg`, a reply whose question the caller has already matched
-    /// against ours (`qname_end` is where the question's name ends).
+    /// against ours.
     pub fn prepare(msg: &[u8], qtype: u16, now: Instant, policy: &TtlPolicy) -> Result<Self, Unusable> {
         let header = Header::parse(msg).ok_or(Unusable::Malformed(WireError::Truncated))?;
         let (qname_end, _) = wire::skip_name(msg, HEADER_LEN).map_err(Unusable::Malformed)?;
@@ -135,8 +142,12 @@ impl StoredAnswer {
                 records.push((section, record));
             }
         }
+        if pos > usize::from(u16::MAX) {
+            return Err(Unusable::Malformed(WireError::Truncated));
+        }
         let mut bytes = msg[..pos].to_vec();
         wire::put16(&mut bytes, 0, 0);
+        wire::lowercase_into(&msg[HEADER_LEN..qname_end], &mut bytes[HEADER_LEN..qname_end]);
         wire::put16(&mut bytes, 6, kept[0]);
         wire::put16(&mut bytes, 8, kept[1]);
         wire::put16(&mut bytes, 10, kept[2]);
@@ -179,12 +190,18 @@ impl StoredAnswer {
             }
         }
         let lifetime = if header.has(flag::TC) { 0 } else { lifetime };
+        let msg_len = bytes.len();
+        bytes.reserve_exact(ttls.len() * TTL_ENTRY);
+        for &(at, ttl) in &ttls {
+            bytes.extend_from_slice(&(at as u16).to_be_bytes());
+            bytes.extend_from_slice(&ttl.to_be_bytes());
+        }
         Ok(Self {
-            msg: bytes.into_boxed_slice(),
-            qname_end,
-            ttls: ttls.into_boxed_slice(),
+            buf: bytes.into_boxed_slice(),
+            msg_len: msg_len as u16,
+            qname_end: qname_end as u16,
             kind,
-            rcode: rc,
+            rcode: rc as u8,
             upstream_ad: header.has(flag::AD),
             lifetime,
             received: now,
@@ -200,7 +217,18 @@ impl StoredAnswer {
     /// Its response code.
     #[must_use]
     pub fn rcode(&self) -> u16 {
-        self.rcode
+        u16::from(self.rcode)
+    }
+
+    fn msg(&self) -> &[u8] {
+        &self.buf[..usize::from(self.msg_len)]
+    }
+
+    /// The question as stored: the name lower-cased, then type and class.
+    #[must_use]
+    pub fn question(&self) -> &[u8] {
+        let end = usize::from(self.qname_end) + 4;
+        self.buf.get(HEADER_LEN..end).unwrap_or_default()
     }
 
     /// How long it may be served, in seconds from when it was received (0: not cacheable).
@@ -218,26 +246,29 @@ impl StoredAnswer {
     /// The bytes it holds (for the cache's size accounting).
     #[must_use]
     pub fn size(&self) -> usize {
-        self.msg.len() + self.ttls.len() * std::mem::size_of::<(u32, u32)>() + std::mem::size_of::<Self>()
+        self.buf.len() + std::mem::size_of::<Self>()
     }
 
     /// Writes the answer for `asker` into `out`, with TTLs decremented by the
     /// age at `now` (or all set to `stale_ttl` when serving it stale).
     pub fn render(&self, now: Instant, asker: &Asker<'_>, stale_ttl: Option<u32>, out: &mut Vec<u8>) -> Rendered {
         let age = u32::try_from(now.saturating_duration_since(self.received).as_secs()).unwrap_or(u32::MAX);
+        let qname_end = usize::from(self.qname_end);
         out.clear();
-        out.extend_from_slice(&self.msg);
+        out.extend_from_slice(self.msg());
         wire::put16(out, 0, asker.id);
         let ad = if self.upstream_ad && asker.wants_ad() { flag::AD } else { 0 };
-        wire::put16(out, 2, wire::reply_flags(asker.flags, self.rcode) | ad);
-        if let Some(q) = out.get_mut(HEADER_LEN..self.qname_end)
+        wire::put16(out, 2, wire::reply_flags(asker.flags, self.rcode()) | ad);
+        if let Some(q) = out.get_mut(HEADER_LEN..qname_end)
             && q.len() == asker.qname.len()
         {
             q.copy_from_slice(asker.qname);
         }
-        for &(pos, ttl) in self.ttls.iter() {
+        for entry in self.buf[usize::from(self.msg_len)..].chunks_exact(TTL_ENTRY) {
+            let pos = usize::from(u16::from_be_bytes([entry[0], entry[1]]));
+            let ttl = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
             let served = stale_ttl.unwrap_or_else(|| ttl.saturating_sub(age));
-            wire::put32(out, pos as usize, served);
+            wire::put32(out, pos, served);
         }
         if let Some(e) = asker.edns {
             let ar = wire::be16(out, 10).unwrap_or(0);
@@ -249,7 +280,7 @@ impl StoredAnswer {
         }
         // RFC 2181 §9 and RFC 6891 §7: what does not fit is cut and TC set; the
         // client asks again over TCP.
-        out.truncate(self.qname_end + 4);
+        out.truncate(qname_end + 4);
         let flags = wire::be16(out, 2).unwrap_or(0) | flag::TC;
         wire::put16(out, 2, flags);
         wire::put16(out, 6, 0);

@@ -10,17 +10,19 @@
 //! [`Limits::max_stale`] has passed or space is needed; the clock hand takes
 //! them even when they were used (no second chance).
 //!
-//! Size accounting counts each entry's message, TTL table, key (twice: in the
-//! map and the entry) and a fixed overhead for the slot and the map bucket, so
-//! `max_bytes` bounds the memory the cache really holds, within a few percent.
+//! The map is keyed by a 64-bit SipHash of the key, with a random secret
+//! (so nobody outside can make keys collide); the entry keeps the question in
+//! its message and every lookup compares it, so even a collision only costs a
+//! miss. Each entry is one allocation (message and TTL table, see `answer`).
+//! Size accounting counts that allocation, the entry's slot, its map bucket
+//! and the allocator's header, so `max_bytes` bounds what the cache really
+//! holds, within a few percent.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::time::{Duration, Instant};
 
 use crate::answer::StoredAnswer;
-
-/// Per-entry overhead beyond the message and key: slot, map bucket, boxes.
-const ENTRY_OVERHEAD: usize = 96;
 
 /// Longest key: a 255-byte name, type, class and one flag byte.
 pub const MAX_KEY_LEN: usize = 255 + 5;
@@ -99,10 +101,44 @@ impl Default for Limits {
 
 #[derive(Debug)]
 struct Entry {
-    key: Box<[u8]>,
-    answer: StoredAnswer,
-    size: usize,
+    hash: u64,
+    flags: u8,
     referenced: bool,
+    size: u32,
+    answer: StoredAnswer,
+}
+
+impl Entry {
+    fn matches(&self, key: &[u8]) -> bool {
+        match key.split_last() {
+            Some((&flags, question)) => flags == self.flags && self.answer.question() == question,
+            None => false,
+        }
+    }
+}
+
+/// Per-entry memory beyond the answer's own: its slot, its map bucket (with
+/// the table's spare capacity) and the allocator's header.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Option<Entry>>() + 32;
+
+/// The map's keys are already SipHash values: used as they are.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// What a lookup found.
@@ -128,7 +164,8 @@ pub struct CacheStats {
 /// The cache; see the module docs.
 #[derive(Debug)]
 pub struct Cache {
-    map: HashMap<Box<[u8]>, u32>,
+    map: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    secret: RandomState,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     hand: usize,
@@ -143,7 +180,8 @@ impl Cache {
     #[must_use]
     pub fn new(limits: Limits) -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
+            secret: RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
             hand: 0,
@@ -194,9 +232,16 @@ impl Cache {
         }
     }
 
+    fn find(&self, key: &[u8]) -> Option<(u64, u32)> {
+        let hash = self.secret.hash_one(key);
+        let idx = *self.map.get(&hash)?;
+        let entry = self.slots.get(idx as usize)?.as_ref()?;
+        entry.matches(key).then_some((hash, idx))
+    }
+
     /// The fresh answer for `key` at `now`, marking it used.
     pub fn get(&mut self, key: &[u8], now: Instant) -> Lookup<'_> {
-        let Some(&idx) = self.map.get(key) else {
+        let Some((_, idx)) = self.find(key) else {
             return Lookup::Miss;
         };
         match self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
@@ -211,22 +256,26 @@ impl Cache {
     /// An expired answer for `key` that may still be served stale at `now`.
     #[must_use]
     pub fn get_stale(&self, key: &[u8], now: Instant) -> Option<&StoredAnswer> {
-        let idx = *self.map.get(key)?;
+        let (_, idx) = self.find(key)?;
         let entry = self.slots.get(idx as usize)?.as_ref()?;
         (now < entry.answer.expires() + self.limits.max_stale).then_some(&entry.answer)
     }
 
     /// Stores `answer` under `key` (replacing what was there) if it has a
-    /// lifetime and fits; returns whether it was stored.
+    /// lifetime, is the answer to that key's question, and fits; returns
+    /// whether it was stored.
     pub fn insert(&mut self, key: &[u8], answer: StoredAnswer, now: Instant) -> bool {
-        if answer.lifetime() == 0 || self.limits.max_entries == 0 {
+        let Some((&flags, question)) = key.split_last() else { return false };
+        if answer.lifetime() == 0 || self.limits.max_entries == 0 || answer.question() != question {
             return false;
         }
-        let size = answer.size() + 2 * key.len() + ENTRY_OVERHEAD;
+        let size = answer.size() + ENTRY_OVERHEAD;
         if size > self.limits.max_bytes {
             return false;
         }
-        if let Some(&idx) = self.map.get(key) {
+        let hash = self.secret.hash_one(key);
+        // The same key, or (once in 2^64) another with the same hash: replaced.
+        if let Some(&idx) = self.map.get(&hash) {
             self.remove_slot(idx);
         }
         while self.map.len() >= self.limits.max_entries || self.bytes + size > self.limits.max_bytes {
@@ -234,7 +283,7 @@ impl Cache {
                 return false;
             }
         }
-        let entry = Entry { key: key.into(), answer, size, referenced: false };
+        let entry = Entry { hash, flags, referenced: false, size: u32::try_from(size).unwrap_or(u32::MAX), answer };
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(entry);
@@ -245,7 +294,7 @@ impl Cache {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.map.insert(key.into(), idx);
+        self.map.insert(hash, idx);
         self.bytes += size;
         self.stats.inserted += 1;
         true
@@ -253,8 +302,8 @@ impl Cache {
 
     fn remove_slot(&mut self, idx: u32) {
         if let Some(entry) = self.slots.get_mut(idx as usize).and_then(Option::take) {
-            self.map.remove(&entry.key);
-            self.bytes -= entry.size;
+            self.map.remove(&entry.hash);
+            self.bytes -= entry.size as usize;
             self.free.push(idx);
         }
     }
@@ -396,7 +445,7 @@ mod tests {
 
     #[test]
     fn bounded_by_bytes() {
-        let one = answer("x00", 300, 0).size() + 2 * key("x00").len() + ENTRY_OVERHEAD;
+        let one = answer("x00", 300, 0).size() + ENTRY_OVERHEAD;
         let mut c = Cache::new(Limits { max_bytes: 10 * one, ..Limits::default() });
         for i in 0..100 {
             let n = format!("x{i:02}");

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod inputs;
+mod moderation;
 mod net;
 mod shell;
 mod tcp;

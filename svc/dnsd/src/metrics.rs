@@ -69,6 +69,8 @@ pub enum Discard {
     QueryTooShort,
     /// A client message with QR set.
     QueryIsResponse,
+    /// A client datagram longer than we take (4 KiB).
+    QueryTooLong,
     /// A malformed query (answered FORMERR).
     QueryMalformed,
     /// A query we do not implement (answered NOTIMP).
@@ -95,9 +97,10 @@ pub enum Discard {
     TcpDropped,
 }
 
-const DROPS: [(Discard, &str); 14] = [
+const DROPS: [(Discard, &str); 15] = [
     (Discard::QueryTooShort, "query_too_short"),
     (Discard::QueryIsResponse, "query_is_response"),
+    (Discard::QueryTooLong, "query_too_long"),
     (Discard::QueryMalformed, "query_malformed"),
     (Discard::QueryNotImplemented, "query_not_implemented"),
     (Discard::QueryBadVersion, "query_bad_version"),
@@ -168,6 +171,8 @@ pub struct DnsMetrics {
     pub tcp_connections: Gauge,
     /// Retries over TCP after a truncated UDP reply.
     pub tcp_retries: Counter,
+    /// 1 while busy listeners are read on a timer (see the binary's `moderation`).
+    pub moderated: Gauge,
     upstreams: Mutex<Vec<(SocketAddr, Arc<UpstreamMetrics>)>>,
 }
 
@@ -188,6 +193,7 @@ impl Default for DnsMetrics {
             pending: Gauge::default(),
             tcp_connections: Gauge::default(),
             tcp_retries: Counter::default(),
+            moderated: Gauge::default(),
             upstreams: Mutex::new(Vec::new()),
         }
     }
@@ -307,6 +313,12 @@ impl Metrics for DnsMetrics {
             "Queries retried over TCP after a truncated UDP reply.",
             &[],
             self.tcp_retries.get(),
+        );
+        enc.gauge(
+            "dnsd_udp_moderated",
+            "1 while client datagrams are read on a timer instead of each waking dnsd (over 4000/s).",
+            &[],
+            self.moderated.get(),
         );
         let list = self.upstreams.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (addr, m) in list.iter() {

@@ -309,6 +309,12 @@ impl Resolver {
         self.live
     }
 
+    /// Deadlines queued: at most a few per waiting query (stale ones are compacted).
+    #[must_use]
+    pub fn deadlines(&self) -> usize {
+        self.deadlines.len()
+    }
+
     /// The cache (for status and metrics).
     #[must_use]
     pub fn cache(&self) -> &Cache {
@@ -448,7 +454,6 @@ impl Resolver {
         self.live += 1;
         self.metrics.pending.set(self.live as f64);
         self.by_key.insert(key.as_bytes().into(), idx);
-        self.deadlines.push(Reverse((now + budget, idx, generation)));
         if !self.send_attempt(now, idx, None, true, false) {
             self.finish(now, idx, Outcome::Failure);
         }
@@ -688,10 +693,14 @@ impl Resolver {
         }
         // Nothing more to try now: wait for open tries until the budget ends,
         // unless none is open.
-        let Some(p) = self.pending.get(idx).and_then(Option::as_ref) else { return };
+        let Some(p) = self.pending.get_mut(idx).and_then(Option::as_mut) else { return };
         let open = p.attempts.iter().any(|a| a.open && !a.timed_out);
         if !open || now >= budget_end {
             self.finish(now, idx, Outcome::Failure);
+        } else if p.try_deadline != budget_end {
+            p.try_deadline = budget_end;
+            let generation = p.generation;
+            self.deadlines.push(Reverse((budget_end, idx, generation)));
         }
     }
 
@@ -730,12 +739,28 @@ impl Resolver {
         }
     }
 
+    /// Drops deadlines of queries that are over or moved on, once they
+    /// outnumber the live ones: the heap stays proportional to what waits.
+    fn compact_deadlines(&mut self) {
+        if self.deadlines.len() <= 64 + 4 * self.live {
+            return;
+        }
+        let pending = &self.pending;
+        self.deadlines.retain(|Reverse((at, idx, generation))| {
+            pending
+                .get(*idx)
+                .and_then(Option::as_ref)
+                .is_some_and(|p| p.generation == *generation && p.try_deadline == *at)
+        });
+    }
+
     fn finish(&mut self, now: Instant, idx: usize, outcome: Outcome) {
         let Some(p) = self.pending.get_mut(idx).and_then(Option::take) else { return };
         self.free.push(idx);
         self.live -= 1;
         self.metrics.pending.set(self.live as f64);
         self.by_key.remove(p.key.as_bytes());
+        self.compact_deadlines();
         for a in p.attempts.iter().filter(|a| a.open) {
             self.by_wire.remove(&a.wire);
             match a.wire {

@@ -29,6 +29,7 @@ use runtime::{Context, Handler, Ready, log_error, log_info, log_warn};
 use serde_json::json;
 
 use crate::inputs::Inputs;
+use crate::moderation::Moderation;
 use crate::net::{self, OsEntropy, PoolSocket};
 use crate::tcp::{self, ClientConn, Next, QueryResult, UpstreamConn, UpstreamIo};
 
@@ -53,7 +54,60 @@ const TCP_LISTENER: usize = 2;
 const TCP_CLIENT: usize = 3;
 const POOL: usize = 4;
 const UPSTREAM_TCP: usize = 5;
+const MODERATION: usize = 6;
 const KIND_SHIFT: u32 = 48;
+
+/// Datagrams taken per `recvmmsg` from a listener, and their slot size:
+/// a DNS query over UDP is far below 4 KiB; a longer one is cut, counted and dropped.
+const RX_BATCH: usize = 16;
+const RX_SLOT: usize = 4096;
+
+/// Buffers for batches of client datagrams and their answers, reused.
+struct Batch {
+    rx: Vec<u8>,
+    meta: [runtime::sys::Datagram; RX_BATCH],
+    answers: Vec<Vec<u8>>,
+    peers: Vec<SocketAddr>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            rx: vec![0; RX_BATCH * RX_SLOT],
+            meta: [runtime::sys::Datagram::default(); RX_BATCH],
+            answers: (0..RX_BATCH).map(|_| Vec::with_capacity(512)).collect(),
+            peers: Vec::with_capacity(RX_BATCH),
+        }
+    }
+}
+
+/// Sends `answers[i]` to `peers[i]`: one `sendto` for one answer (no
+/// allocation), one `sendmmsg` for more; returns how many went.
+fn send_batch(socket: &UdpSocket, answers: &[Vec<u8>], peers: &[SocketAddr]) -> usize {
+    use rustix::net::addr::SocketAddrArg;
+    if let ([answer], [peer]) = (answers, peers) {
+        return usize::from(socket.send_to(answer, *peer).is_ok());
+    }
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
+    let addrs: Vec<rustix::net::SocketAddrAny> = peers.iter().map(SocketAddrArg::as_any).collect();
+    let iovs: Vec<[io::IoSlice<'_>; 1]> = answers.iter().map(|a| [io::IoSlice::new(a)]).collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
+        peers.iter().map(|_| SendAncillaryBuffer::default()).collect();
+    let mut msgs: Vec<MMsgHdr<'_>> = addrs
+        .iter()
+        .zip(&iovs)
+        .zip(controls.iter_mut())
+        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+        .collect();
+    let mut sent = 0;
+    while sent < msgs.len() {
+        match rustix::net::sendmmsg(socket, &mut msgs[sent..], SendFlags::DONTWAIT) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => sent += n,
+        }
+    }
+    sent
+}
 
 fn token(kind: usize, n: u64) -> Token {
     Token((kind << KIND_SHIFT) | (n as usize & ((1 << KIND_SHIFT) - 1)))
@@ -68,6 +122,8 @@ struct UdpListener {
     id: u32,
     addr: SocketAddr,
     socket: UdpSocket,
+    /// Not waking the loop: read by the moderation timer.
+    muted: bool,
 }
 
 #[derive(Debug)]
@@ -99,6 +155,8 @@ pub struct Dnsd {
     busy: Vec<Token>,
     buf: Vec<u8>,
     out: Vec<u8>,
+    batch: Batch,
+    moderation: Option<Moderation>,
     rng: OsEntropy,
     listen_errors: Vec<String>,
     last_listen_try: Instant,
@@ -150,6 +208,8 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         busy: Vec::new(),
         buf: vec![0; 65_536],
         out: Vec::with_capacity(4096),
+        batch: Batch::new(),
+        moderation: None,
         rng: OsEntropy::new(),
         listen_errors: Vec::new(),
         last_listen_try: now,
@@ -157,6 +217,15 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
     };
     for slot in 0..slots {
         d.open_slot(event_loop.registry(), slot as u8);
+    }
+    match Moderation::new() {
+        Ok(m) => {
+            use std::os::fd::AsRawFd;
+            let fd = m.timer().as_raw_fd();
+            event_loop.registry().register(&mut mio::unix::SourceFd(&fd), token(MODERATION, 0), Interest::READABLE)?;
+            d.moderation = Some(m);
+        }
+        Err(e) => log_warn!("no timerfd ({e}); busy listeners are not moderated"),
     }
     d.reload(event_loop.registry(), now);
     event_loop.add_timer(now + TICK, HOUSEKEEPING);
@@ -295,7 +364,7 @@ impl Dnsd {
                 }) {
                     Ok(socket) => {
                         log_info!("listening on udp {addr}");
-                        self.udp.push(UdpListener { id, addr, socket });
+                        self.udp.push(UdpListener { id, addr, socket, muted: false });
                     }
                     Err(e) => errors.push(format!("udp {addr}: {e}")),
                 }
@@ -382,10 +451,43 @@ impl Dnsd {
             }
         }
         self.resolver.sweep(now);
+        self.moderation_tick(registry);
         if !self.listen_errors.is_empty() && now.saturating_duration_since(self.last_listen_try) >= LISTEN_RETRY {
             self.rebind(registry, now);
         }
         self.publish(now);
+    }
+
+    /// The moderation timer: read every muted listener.
+    fn on_moderation_timer(&mut self, registry: &Registry, now: Instant) {
+        if let Some(m) = &self.moderation {
+            m.clear();
+        }
+        let muted: Vec<u32> = self.udp.iter().filter(|l| l.muted).map(|l| l.id).collect();
+        for id in muted {
+            self.read_udp(registry, now, u64::from(id), token(UDP_LISTENER, u64::from(id)));
+        }
+    }
+
+    /// Once a second: moderation on or off; listeners wake the loop again when off.
+    fn moderation_tick(&mut self, registry: &Registry) {
+        let Some(change) = self.moderation.as_mut().and_then(Moderation::tick) else { return };
+        self.metrics.moderated.set(if change { 1.0 } else { 0.0 });
+        if change {
+            log_info!(
+                "over {} queries/s: reading busy listeners every {} µs",
+                crate::moderation::ON_ABOVE,
+                crate::moderation::PERIOD.as_micros()
+            );
+        } else {
+            log_info!("under {} queries/s: every query wakes the loop again", crate::moderation::OFF_BELOW);
+        }
+        if !change {
+            for l in self.udp.iter_mut().filter(|l| l.muted) {
+                let t = token(UDP_LISTENER, u64::from(l.id));
+                l.muted = registry.reregister(&mut l.socket, t, Interest::READABLE).is_err();
+            }
+        }
     }
 
     fn close_client(&mut self, registry: &Registry, id: u64) {
@@ -394,26 +496,60 @@ impl Dnsd {
         }
     }
 
-    fn read_udp(&mut self, now: Instant, id: u64, t: Token) {
-        let Self { udp, resolver, buf, out, metrics, busy, .. } = self;
-        let Some(l) = udp.iter().find(|l| u64::from(l.id) == id) else { return };
-        for _ in 0..BATCH {
-            let (n, peer) = match l.socket.recv_from(buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+    /// Client datagrams, a batch at a time: one `recvmmsg` in, the answers
+    /// that are ready out with one `sendmmsg`.
+    fn read_udp(&mut self, registry: &Registry, now: Instant, id: u64, t: Token) {
+        use std::os::fd::AsFd;
+        let Self { udp, resolver, batch, metrics, busy, moderation, .. } = self;
+        let Some(l) = udp.iter_mut().find(|l| u64::from(l.id) == id) else { return };
+        let moderate = moderation.as_ref().is_some_and(Moderation::active);
+        let mut handled = 0;
+        loop {
+            let got = match runtime::sys::recv_datagrams(l.socket.as_fd(), &mut batch.rx, RX_SLOT, &mut batch.meta) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    mute(registry, l, moderate);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     runtime::log_debug!("udp {}: {e}", l.addr);
-                    continue;
+                    return;
                 }
             };
-            let client = ClientAddr::Udp { listener: l.id, peer };
-            if resolver.on_query(now, client, &buf[..n], out) == Handled::Reply && l.socket.send_to(out, peer).is_err()
-            {
+            batch.peers.clear();
+            for (i, d) in batch.meta.iter().take(got).enumerate() {
+                let Some(peer) = d.from else { continue };
+                if d.truncated {
+                    metrics.discard(Discard::QueryTooLong);
+                    continue;
+                }
+                let query = &batch.rx[i * RX_SLOT..i * RX_SLOT + d.len];
+                let k = batch.peers.len();
+                let client = ClientAddr::Udp { listener: l.id, peer };
+                if resolver.on_query(now, client, query, &mut batch.answers[k]) == Handled::Reply {
+                    batch.peers.push(peer);
+                }
+            }
+            let k = batch.peers.len();
+            let sent = send_batch(&l.socket, &batch.answers[..k], &batch.peers);
+            for _ in sent..k {
                 metrics.discard(Discard::SendFailed);
             }
+            handled += got;
+            if let Some(m) = moderation.as_mut() {
+                m.count(got);
+            }
+            // Fewer than asked: the queue is empty, no need to read again.
+            if got < RX_BATCH {
+                mute(registry, l, moderate);
+                return;
+            }
+            if handled >= BATCH {
+                busy.push(t);
+                return;
+            }
         }
-        busy.push(t);
     }
 
     fn accept(&mut self, registry: &Registry, now: Instant, id: u64, t: Token) {
@@ -585,13 +721,25 @@ impl Dnsd {
     fn dispatch(&mut self, registry: &Registry, now: Instant, t: Token, ready: Ready) {
         let (kind, n) = split(t);
         match kind {
-            UDP_LISTENER => self.read_udp(now, n, t),
+            // A muted listener's one writable event is not a reason to read.
+            UDP_LISTENER if ready.readable => self.read_udp(registry, now, n, t),
+            UDP_LISTENER => {}
+            MODERATION => self.on_moderation_timer(registry, now),
             TCP_LISTENER => self.accept(registry, now, n, t),
             TCP_CLIENT => self.client_io(registry, now, n, ready),
             POOL => self.read_pool(now, u8::try_from(n).unwrap_or(u8::MAX), t),
             UPSTREAM_TCP => self.upstream_tcp_io(registry, now, n, ready),
             _ => runtime::log_debug!("event for unknown token {}", t.0),
         }
+    }
+}
+
+/// While moderating, a drained listener stops waking the loop (it is
+/// registered for writability only, which fires once); the timer reads it.
+fn mute(registry: &Registry, l: &mut UdpListener, moderate: bool) {
+    if moderate && !l.muted {
+        let t = token(UDP_LISTENER, u64::from(l.id));
+        l.muted = registry.reregister(&mut l.socket, t, Interest::WRITABLE).is_ok();
     }
 }
 

@@ -156,9 +156,9 @@ impl Lab {
     }
 
     fn reload(&self) {
-        self.dnsd().signal("USR1");
         // The reload logs a fresh "loaded:" line; wait for the count to grow.
         let before = self.dnsd().log().matches("info: loaded:").count();
+        self.dnsd().signal("USR1");
         let deadline = clock::now() + Duration::from_secs(10);
         while self.dnsd().log().matches("info: loaded:").count() <= before {
             assert!(clock::now() < deadline, "no reload:\n{}", self.dnsd().log());
@@ -440,4 +440,35 @@ impl Elapsed for Instant {
     fn elapsed_since_start(&self) -> Duration {
         clock::now().saturating_duration_since(*self)
     }
+}
+
+#[test]
+fn keeps_answering_every_query_under_load() {
+    if !testbed::require("keeps_answering_every_query_under_load", &["dnsmasq", "dnsperf", "curl"]) {
+        return;
+    }
+    let mut lab = Lab::new("ld", &[]);
+    lab.write("dnsd/config.json", &format!(r#"{{"upstreams": ["{UPSTREAM}"]}}"#));
+    lab.start_dnsd(&[]);
+    // 100 names, each asked many times: mostly cache hits, at a rate that
+    // turns moderation on (over 4000/s for a second) and off again after.
+    let names: String = (0..100).map(|i| format!("n{i}.zone.example A\n")).collect();
+    let file = lab.dir.path().join("names.txt");
+    std::fs::write(&file, names).unwrap();
+    let out = lab.client("dnsperf", &["-s", "10.0.0.1", "-d", file.to_str().unwrap(), "-l", "4", "-Q", "6000"]);
+    let completed = out.lines().find(|l| l.contains("Queries completed:")).unwrap_or_default().to_owned();
+    let lost = out.lines().find(|l| l.contains("Queries lost:")).unwrap_or_default().to_owned();
+    assert!(lost.contains(" 0 (0.00%)"), "{out}");
+    assert!(completed.contains("(100.00%)"), "{out}");
+    assert!(out.contains("NOERROR"), "{out}");
+    lab.dnsd().wait_for_log("reading busy listeners every", Duration::from_secs(5)).unwrap();
+    lab.dnsd().wait_for_log("every query wakes the loop again", Duration::from_secs(5)).unwrap();
+    let metrics = lab.metrics();
+    assert_eq!(metric(&metrics, "dnsd_udp_moderated"), 0.0, "{metrics}");
+    assert_eq!(lab.upstream_queries("A", "n7.zone.example"), 1, "one upstream query per name");
+    // Still prompt one by one afterwards.
+    let t = clock::now();
+    let one = lab.dig(&["n7.zone.example", "A"]);
+    assert_eq!(status_of(&one), "NOERROR", "{one}");
+    assert!(t.elapsed_since_start() < Duration::from_secs(1));
 }

@@ -485,3 +485,16 @@ fn forwards_types_it_does_not_know() {
     assert_eq!((head.id, head.rcode(), head.qdcount), (1, rcode::NOERROR, 1));
     assert_eq!(wire::be16(&answer, qt), Some(16652));
 }
+
+#[test]
+fn finished_queries_leave_no_deadlines_behind() {
+    let mut h = Harness::new(&[UP1]);
+    for i in 0..5_000u16 {
+        let (slot, to, upq) =
+            forwarded(&mut h, u64::from(i), udp_client(1), &query(i, &format!("d{i}.example"), rtype::A, None));
+        h.r.on_upstream_udp(at(u64::from(i)), slot, to, &reply_to(&upq, |p, n| with_a(p, n, IP, 60)));
+        h.transmits();
+        assert!(h.r.deadlines() <= 64 + 4 * h.r.pending(), "{} deadlines", h.r.deadlines());
+    }
+    assert_eq!(h.r.pending(), 0);
+}
