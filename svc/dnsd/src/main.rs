@@ -1,11 +1,13 @@
 //! dnsd: the LAN's caching DNS forwarder and local names.
 //!
 //! The binary is the shell around the core in the library: it reads the
-//! inputs (`inputs`), owns the sockets (`net`, `tcp`) and runs one mio loop
-//! (`shell`). See the crate's README for files, ports and configuration.
+//! inputs (`inputs`), owns the sockets (`net`, `listeners`, `tcp`), moderates
+//! busy listeners (`moderation`) and runs one mio loop (`shell`). See the
+//! crate's README for files, ports and configuration.
 #![forbid(unsafe_code)]
 
 mod inputs;
+mod listeners;
 mod moderation;
 mod net;
 mod shell;

@@ -1,6 +1,7 @@
-//! The loop around the core: UDP and TCP listeners on the private addresses,
-//! the pool of upstream sockets, upstream TCP connections, the metrics
-//! listener, SIGUSR1 and the control API, and a housekeeping timer.
+//! The loop around the core: the listeners on the private addresses
+//! (`listeners`), TCP clients (`tcp`), the pool of upstream sockets and
+//! upstream TCP connections, the metrics listener, SIGUSR1 and the control
+//! API, moderation under load (`moderation`), and a housekeeping timer.
 //!
 //! Work per wake-up is bounded: at most [`BATCH`] datagrams or TCP messages
 //! per source, then the source is remembered and served on the next turn (the
@@ -20,7 +21,6 @@ use dnsd::local::LocalZone;
 use dnsd::metrics::{Discard, DnsMetrics};
 use dnsd::resolver::{ClientAddr, Handled, Resolver, Transmit, Tunables};
 use dnsd::upstream::{HealthEvent, UpstreamSpec};
-use mio::net::{TcpListener, UdpSocket};
 use mio::{Interest, Registry, Token};
 use runtime::control::{Control, Phase};
 use runtime::http::{ListenerPool, RequestHandler};
@@ -29,6 +29,7 @@ use runtime::{Context, Handler, Ready, log_error, log_info, log_warn};
 use serde_json::json;
 
 use crate::inputs::Inputs;
+use crate::listeners::{self, Batch, Listeners};
 use crate::moderation::Moderation;
 use crate::net::{self, OsEntropy, PoolSocket};
 use crate::tcp::{self, ClientConn, Next, QueryResult, UpstreamConn, UpstreamIo};
@@ -57,80 +58,17 @@ const UPSTREAM_TCP: usize = 5;
 const MODERATION: usize = 6;
 const KIND_SHIFT: u32 = 48;
 
-/// Datagrams taken per `recvmmsg` from a listener, and their slot size:
-/// a DNS query over UDP is far below 4 KiB; a longer one is cut, counted and dropped.
-const RX_BATCH: usize = 16;
-const RX_SLOT: usize = 4096;
-
-/// Buffers for batches of client datagrams and their answers, reused.
-struct Batch {
-    rx: Vec<u8>,
-    meta: [runtime::sys::Datagram; RX_BATCH],
-    answers: Vec<Vec<u8>>,
-    peers: Vec<SocketAddr>,
-}
-
-impl Batch {
-    fn new() -> Self {
-        Self {
-            rx: vec![0; RX_BATCH * RX_SLOT],
-            meta: [runtime::sys::Datagram::default(); RX_BATCH],
-            answers: (0..RX_BATCH).map(|_| Vec::with_capacity(512)).collect(),
-            peers: Vec::with_capacity(RX_BATCH),
-        }
-    }
-}
-
-/// Sends `answers[i]` to `peers[i]`: one `sendto` for one answer (no
-/// allocation), one `sendmmsg` for more; returns how many went.
-fn send_batch(socket: &UdpSocket, answers: &[Vec<u8>], peers: &[SocketAddr]) -> usize {
-    use rustix::net::addr::SocketAddrArg;
-    if let ([answer], [peer]) = (answers, peers) {
-        return usize::from(socket.send_to(answer, *peer).is_ok());
-    }
-    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
-    let addrs: Vec<rustix::net::SocketAddrAny> = peers.iter().map(SocketAddrArg::as_any).collect();
-    let iovs: Vec<[io::IoSlice<'_>; 1]> = answers.iter().map(|a| [io::IoSlice::new(a)]).collect();
-    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
-        peers.iter().map(|_| SendAncillaryBuffer::default()).collect();
-    let mut msgs: Vec<MMsgHdr<'_>> = addrs
-        .iter()
-        .zip(&iovs)
-        .zip(controls.iter_mut())
-        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
-        .collect();
-    let mut sent = 0;
-    while sent < msgs.len() {
-        match rustix::net::sendmmsg(socket, &mut msgs[sent..], SendFlags::DONTWAIT) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => sent += n,
-        }
-    }
-    sent
-}
-
 fn token(kind: usize, n: u64) -> Token {
     Token((kind << KIND_SHIFT) | (n as usize & ((1 << KIND_SHIFT) - 1)))
 }
 
+/// The token of UDP listener `id`.
+pub fn udp_token(id: u32) -> Token {
+    token(UDP_LISTENER, u64::from(id))
+}
+
 fn split(t: Token) -> (usize, u64) {
     (t.0 >> KIND_SHIFT, (t.0 & ((1 << KIND_SHIFT) - 1)) as u64)
-}
-
-#[derive(Debug)]
-struct UdpListener {
-    id: u32,
-    addr: SocketAddr,
-    socket: UdpSocket,
-    /// Not waking the loop: read by the moderation timer.
-    muted: bool,
-}
-
-#[derive(Debug)]
-struct TcpListenerEntry {
-    id: u32,
-    addr: SocketAddr,
-    listener: TcpListener,
 }
 
 /// The service: see the module docs.
@@ -144,9 +82,7 @@ pub struct Dnsd {
     inputs: Inputs,
     upstreams: Vec<UpstreamSpec>,
     local_names: usize,
-    udp: Vec<UdpListener>,
-    tcp: Vec<TcpListenerEntry>,
-    next_listener: u32,
+    listeners: Listeners,
     clients: HashMap<u64, ClientConn>,
     next_conn: u64,
     pool: Vec<Option<PoolSocket>>,
@@ -197,9 +133,7 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         inputs: Inputs::default(),
         upstreams: Vec::new(),
         local_names: 0,
-        udp: Vec::new(),
-        tcp: Vec::new(),
-        next_listener: 1,
+        listeners: Listeners::default(),
         clients: HashMap::new(),
         next_conn: 1,
         pool: (0..slots).map(|_| None).collect(),
@@ -278,7 +212,8 @@ impl Dnsd {
         self.local_names = zone.len();
         self.resolver.set_local(zone);
         self.rebind(registry, now);
-        let own: Vec<SocketAddr> = self.udp.iter().map(|l| SocketAddr::new(l.addr.ip(), l.addr.port())).collect();
+        let own: Vec<SocketAddr> =
+            self.listeners.udp.iter().map(|l| SocketAddr::new(l.addr.ip(), l.addr.port())).collect();
         let specs =
             config::upstreams(&self.inputs.config, self.inputs.dhcp4.as_ref(), self.inputs.dhcp6.as_ref(), &own);
         if specs != self.upstreams {
@@ -311,7 +246,7 @@ impl Dnsd {
             json!({
                 "upstreams": self.upstreams.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
                 "local_names": self.local_names,
-                "listen": self.udp.iter().map(|l| l.addr.to_string()).collect::<Vec<_>>(),
+                "listen": self.listeners.udp.iter().map(|l| l.addr.to_string()).collect::<Vec<_>>(),
             }),
         );
     }
@@ -337,53 +272,7 @@ impl Dnsd {
                 return;
             }
         };
-        self.udp.retain_mut(|l| {
-            let keep = wanted.contains(&l.addr);
-            if !keep {
-                let _ = registry.deregister(&mut l.socket);
-                log_info!("no longer listening on udp {}", l.addr);
-            }
-            keep
-        });
-        self.tcp.retain_mut(|l| {
-            let keep = wanted.contains(&l.addr);
-            if !keep {
-                let _ = registry.deregister(&mut l.listener);
-                log_info!("no longer listening on tcp {}", l.addr);
-            }
-            keep
-        });
-        let mut errors = Vec::new();
-        for &addr in &wanted {
-            if !self.udp.iter().any(|l| l.addr == addr) {
-                let id = self.next_listener;
-                self.next_listener += 1;
-                match net::bind_udp(addr).and_then(|mut socket| {
-                    registry.register(&mut socket, token(UDP_LISTENER, u64::from(id)), Interest::READABLE)?;
-                    Ok(socket)
-                }) {
-                    Ok(socket) => {
-                        log_info!("listening on udp {addr}");
-                        self.udp.push(UdpListener { id, addr, socket, muted: false });
-                    }
-                    Err(e) => errors.push(format!("udp {addr}: {e}")),
-                }
-            }
-            if !self.tcp.iter().any(|l| l.addr == addr) {
-                let id = self.next_listener;
-                self.next_listener += 1;
-                match net::bind_tcp(addr).and_then(|mut listener| {
-                    registry.register(&mut listener, token(TCP_LISTENER, u64::from(id)), Interest::READABLE)?;
-                    Ok(listener)
-                }) {
-                    Ok(listener) => {
-                        log_info!("listening on tcp {addr}");
-                        self.tcp.push(TcpListenerEntry { id, addr, listener });
-                    }
-                    Err(e) => errors.push(format!("tcp {addr}: {e}")),
-                }
-            }
-        }
+        let errors = self.listeners.rebind(registry, &wanted, udp_token, |id| token(TCP_LISTENER, u64::from(id)));
         for e in &errors {
             if !self.listen_errors.contains(e) {
                 log_error!("cannot listen on {e}; trying again every {}s", LISTEN_RETRY.as_secs());
@@ -395,7 +284,7 @@ impl Dnsd {
         } else {
             self.control.set_condition("Listening", Some(false), "BindFailed", &self.listen_errors.join("; "));
         }
-        self.control.set_phase(if self.udp.is_empty() { Phase::Pending } else { Phase::Up });
+        self.control.set_phase(if self.listeners.udp.is_empty() { Phase::Pending } else { Phase::Up });
     }
 
     /// Publishes status fields, conditions and gauges.
@@ -420,7 +309,8 @@ impl Dnsd {
             "cache",
             json!({"entries": cache.len(), "bytes": cache.bytes(), "max_entries": limits.max_entries, "max_bytes": limits.max_bytes}),
         );
-        self.control.set_field("listen", json!(self.udp.iter().map(|l| l.addr.to_string()).collect::<Vec<_>>()));
+        self.control
+            .set_field("listen", json!(self.listeners.udp.iter().map(|l| l.addr.to_string()).collect::<Vec<_>>()));
         self.control.set_field("local_names", json!(self.local_names));
         self.control.set_field("pending", json!(self.resolver.pending()));
         self.metrics.cache_entries.set(cache.len() as f64);
@@ -463,7 +353,7 @@ impl Dnsd {
         if let Some(m) = &self.moderation {
             m.clear();
         }
-        let muted: Vec<u32> = self.udp.iter().filter(|l| l.muted).map(|l| l.id).collect();
+        let muted: Vec<u32> = self.listeners.udp.iter().filter(|l| l.muted).map(|l| l.id).collect();
         for id in muted {
             self.read_udp(registry, now, u64::from(id), token(UDP_LISTENER, u64::from(id)));
         }
@@ -483,7 +373,7 @@ impl Dnsd {
             log_info!("under {} queries/s: every query wakes the loop again", crate::moderation::OFF_BELOW);
         }
         if !change {
-            for l in self.udp.iter_mut().filter(|l| l.muted) {
+            for l in self.listeners.udp.iter_mut().filter(|l| l.muted) {
                 let t = token(UDP_LISTENER, u64::from(l.id));
                 l.muted = registry.reregister(&mut l.socket, t, Interest::READABLE).is_err();
             }
@@ -496,64 +386,17 @@ impl Dnsd {
         }
     }
 
-    /// Client datagrams, a batch at a time: one `recvmmsg` in, the answers
-    /// that are ready out with one `sendmmsg`.
+    /// Client datagrams of listener `id`, a batch at a time.
     fn read_udp(&mut self, registry: &Registry, now: Instant, id: u64, t: Token) {
-        use std::os::fd::AsFd;
-        let Self { udp, resolver, batch, metrics, busy, moderation, .. } = self;
-        let Some(l) = udp.iter_mut().find(|l| u64::from(l.id) == id) else { return };
-        let moderate = moderation.as_ref().is_some_and(Moderation::active);
-        let mut handled = 0;
-        loop {
-            let got = match runtime::sys::recv_datagrams(l.socket.as_fd(), &mut batch.rx, RX_SLOT, &mut batch.meta) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    mute(registry, l, moderate);
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    runtime::log_debug!("udp {}: {e}", l.addr);
-                    return;
-                }
-            };
-            batch.peers.clear();
-            for (i, d) in batch.meta.iter().take(got).enumerate() {
-                let Some(peer) = d.from else { continue };
-                if d.truncated {
-                    metrics.discard(Discard::QueryTooLong);
-                    continue;
-                }
-                let query = &batch.rx[i * RX_SLOT..i * RX_SLOT + d.len];
-                let k = batch.peers.len();
-                let client = ClientAddr::Udp { listener: l.id, peer };
-                if resolver.on_query(now, client, query, &mut batch.answers[k]) == Handled::Reply {
-                    batch.peers.push(peer);
-                }
-            }
-            let k = batch.peers.len();
-            let sent = send_batch(&l.socket, &batch.answers[..k], &batch.peers);
-            for _ in sent..k {
-                metrics.discard(Discard::SendFailed);
-            }
-            handled += got;
-            if let Some(m) = moderation.as_mut() {
-                m.count(got);
-            }
-            // Fewer than asked: the queue is empty, no need to read again.
-            if got < RX_BATCH {
-                mute(registry, l, moderate);
-                return;
-            }
-            if handled >= BATCH {
-                busy.push(t);
-                return;
-            }
+        let Self { listeners, resolver, batch, metrics, busy, moderation, .. } = self;
+        let Some(l) = listeners.udp.iter_mut().find(|l| u64::from(l.id) == id) else { return };
+        if listeners::serve_udp(l, registry, now, resolver, batch, metrics, moderation.as_mut(), BATCH) {
+            busy.push(t);
         }
     }
 
     fn accept(&mut self, registry: &Registry, now: Instant, id: u64, t: Token) {
-        let Some(l) = self.tcp.iter().find(|l| u64::from(l.id) == id) else { return };
+        let Some(l) = self.listeners.tcp.iter().find(|l| u64::from(l.id) == id) else { return };
         for _ in 0..BATCH {
             let (mut stream, _peer) = match l.listener.accept() {
                 Ok(r) => r,
@@ -689,7 +532,8 @@ impl Dnsd {
         while let Some(t) = self.resolver.poll_transmit() {
             match t {
                 Transmit::Client { to: ClientAddr::Udp { listener, peer }, msg } => {
-                    let sent = self.udp.iter().find(|l| l.id == listener).map(|l| l.socket.send_to(&msg, peer));
+                    let sent =
+                        self.listeners.udp.iter().find(|l| l.id == listener).map(|l| l.socket.send_to(&msg, peer));
                     if !matches!(sent, Some(Ok(_))) {
                         self.metrics.discard(Discard::SendFailed);
                     }
@@ -731,15 +575,6 @@ impl Dnsd {
             UPSTREAM_TCP => self.upstream_tcp_io(registry, now, n, ready),
             _ => runtime::log_debug!("event for unknown token {}", t.0),
         }
-    }
-}
-
-/// While moderating, a drained listener stops waking the loop (it is
-/// registered for writability only, which fires once); the timer reads it.
-fn mute(registry: &Registry, l: &mut UdpListener, moderate: bool) {
-    if moderate && !l.muted {
-        let t = token(UDP_LISTENER, u64::from(l.id));
-        l.muted = registry.reregister(&mut l.socket, t, Interest::WRITABLE).is_ok();
     }
 }
 

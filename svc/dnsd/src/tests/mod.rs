@@ -4,6 +4,7 @@
 
 mod local_names;
 mod resolver;
+mod wire_format;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
