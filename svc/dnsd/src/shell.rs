@@ -622,3 +622,27 @@ impl Handler for Dnsd {
         self.reload(cx.registry(), now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_a_comma_list_with_port_53_by_default() {
+        let got = parse_listen("10.0.0.1:5353, 127.0.0.1,[::1]:53").unwrap();
+        let want: Vec<SocketAddr> =
+            ["10.0.0.1:5353", "127.0.0.1:53", "[::1]:53"].iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(got, want);
+        assert!(parse_listen("10.0.0.1:5353,nonsense").is_err());
+    }
+
+    #[test]
+    fn tokens_keep_kind_and_number_apart() {
+        for (kind, n) in
+            [(UDP_LISTENER, 1), (TCP_CLIENT, 123_456_789), (POOL, 7), (UPSTREAM_TCP, (1 << KIND_SHIFT) - 1)]
+        {
+            assert_eq!(split(token(kind, n)), (kind, n));
+        }
+        assert!(token(MODERATION, 0).0 < runtime::event_loop::FIRST_RESERVED_TOKEN);
+    }
+}

@@ -425,9 +425,14 @@ fn follows_address_changes_on_sigusr1() {
     lab.reload();
     let out = lab.client("dig", &["@10.0.1.1", "+tries=1", "+time=3", "e.zone.example", "A"]);
     assert_eq!(answer_section(&out), ["e.zone.example. 300 IN A 203.0.113.7"], "{out}");
-    // And removes one.
+    // And removes one; this time the reload comes through the control API.
     lab.lan.ip(&["addr", "del", "10.0.1.1/24", "dev", "lan0"]);
-    lab.reload();
+    let before = lab.dnsd().log().matches("info: loaded:").count();
+    let socket = lab.run_dir().join("router/dnsd.sock");
+    let reply =
+        runtime::unix_http::request(&socket, "POST", "/v1/commands/reload", b"", Duration::from_secs(5)).unwrap();
+    assert_eq!(reply.json().unwrap()["accepted"], true);
+    wait_until("the reload", Duration::from_secs(10), || lab.dnsd().log().matches("info: loaded:").count() > before);
     assert!(lab.dnsd().log().contains("no longer listening on udp 10.0.1.1:53"), "{}", lab.dnsd().log());
 }
 
