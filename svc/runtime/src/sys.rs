@@ -53,20 +53,34 @@ pub fn block_signals(signals: &[i32]) -> io::Result<()> {
 }
 
 /// Clears the signal mask and restores default dispositions of the signals a
-/// parent may have changed. Meant for `CommandExt::pre_exec`: children inherit
-/// the blocked mask, and std's `Command` does not reset it, so without this a
-/// service would never see SIGTERM. Async-signal-safe.
+/// parent may have changed, except SIGUSR1, which the child starts with
+/// ignored. Meant for `CommandExt::pre_exec`: children inherit the blocked
+/// mask, and std's `Command` does not reset it, so without this a service
+/// would never see SIGTERM. Async-signal-safe.
+///
+/// Why SIGUSR1 is ignored: it means "your inputs changed" and peers send it
+/// through the pid file, which init writes as soon as it has forked, so it
+/// can arrive before the service has blocked it for its `signalfd`; its
+/// default action would kill the service (seen on the image: backupd exited
+/// on signal 10 a second after it started, at netconfigd's first apply).
+/// Ignoring loses nothing: a runtime service blocks it before it reads its
+/// inputs ([`crate::service::start`]), and a blocked signal is queued for
+/// the `signalfd` whatever its disposition. The dispositions are set while
+/// the parent's mask still blocks everything, so a SIGUSR1 already pending
+/// is discarded rather than delivered.
 pub fn reset_signals_for_child() -> io::Result<()> {
+    for signal in [libc::SIGPIPE, libc::SIGHUP, libc::SIGUSR2] {
+        // SAFETY: SIG_DFL is a valid disposition for these catchable signals.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    // SAFETY: SIG_IGN is a valid disposition for SIGUSR1.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
     // SAFETY: sigset_t is plain data, initialised by sigemptyset.
     let mut set: libc::sigset_t = unsafe { zeroed() };
     // SAFETY: `set` is a valid, writable sigset_t.
     cvt(unsafe { libc::sigemptyset(&mut set) })?;
     // SAFETY: `set` is initialised; sigprocmask is async-signal-safe.
     cvt(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) })?;
-    for signal in [libc::SIGPIPE, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
-        // SAFETY: SIG_DFL is a valid disposition for these catchable signals.
-        unsafe { libc::signal(signal, libc::SIG_DFL) };
-    }
     Ok(())
 }
 
@@ -797,6 +811,12 @@ mod tests {
         }
         assert_eq!(status_field(&status, "NoNewPrivs:"), "1");
         assert_eq!(status_field(&status, "SigBlk:"), "0000000000000000");
+        // Only SIGUSR1 (10, bit 9) is ignored: a reload request before the
+        // child has set up its signalfd must not kill it.
+        let ignored = u64::from_str_radix(&status_field(&status, "SigIgn:"), 16).unwrap();
+        assert_ne!(ignored & (1 << 9), 0, "SIGUSR1 ignored: {ignored:016x}");
+        let reset = [libc::SIGPIPE, libc::SIGHUP, libc::SIGUSR2].iter().map(|&s| 1u64 << (s - 1)).sum::<u64>();
+        assert_eq!(ignored & reset, 0, "SIGPIPE, SIGHUP, SIGUSR2 at their defaults: {ignored:016x}");
     }
 
     #[test]
