@@ -36,6 +36,13 @@ pub const ISP_ADDR6: &str = "2001:db8:1::1/64";
 pub const ISP_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
 /// A TCP port the LAN client listens on, which the ISP side must not reach.
 pub const LAN_PORT: u16 = 2222;
+/// "The internet" the ISP namespace also plays: diagd's default TCP targets
+/// (Google Public DNS on 443, `svc/diagd/README.md`), so the router's health
+/// checks can pass without reaching out of the machine.
+pub const INTERNET4: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)), 443);
+/// The IPv6 one.
+pub const INTERNET6: SocketAddr =
+    SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888)), 443);
 /// Prefixes the ISP delegates: /48s out of this /33.
 pub const PD_POOL: &str = "2001:db8:8000::";
 /// The router's LAN address (the image's default interfaces.json).
@@ -98,6 +105,7 @@ pub struct Isp {
     pub radvd: Peer,
     pub server: TcpServer,
     pub server6: TcpServer,
+    pub internet: [TcpServer; 2],
 }
 
 impl Isp {
@@ -164,14 +172,14 @@ impl Isp {
                 .log_file(&kea_log)
                 .ready_when(Readiness::UdpPort(547)),
         );
-        // The ISP's routers announce themselves as the IPv6 default router, as
-        // fiber7's do; the prefix of the link is not for SLAAC.
+        // The ISP's routers announce themselves as the IPv6 default router and
+        // the link's prefix for SLAAC, as fiber7's do.
         let radvd_conf = dir.path().join("isp-radvd.conf");
         let radvd_pid = dir.path().join("isp-radvd.pid");
         std::fs::write(
             &radvd_conf,
             format!(
-                "interface {iface} {{\n AdvSendAdvert on;\n MinRtrAdvInterval 3;\n MaxRtrAdvInterval 4;\n AdvDefaultLifetime 1800;\n prefix 2001:db8:1::/64 {{ AdvOnLink on; AdvAutonomous off; }};\n}};\n"
+                "interface {iface} {{\n AdvSendAdvert on;\n MinRtrAdvInterval 3;\n MaxRtrAdvInterval 4;\n AdvDefaultLifetime 1800;\n prefix 2001:db8:1::/64 {{ AdvOnLink on; AdvAutonomous on; }};\n}};\n"
             ),
         )
         .unwrap();
@@ -185,7 +193,11 @@ impl Isp {
         );
         let server = TcpServer::start(&ns, SocketAddr::new(IpAddr::V4(WWW_ADDR), WWW_PORT));
         let server6 = TcpServer::start(&ns, SocketAddr::new(IpAddr::V6(ISP_IP6), WWW_PORT));
-        Self { ns, iface: iface.to_owned(), dir, dnsmasq, kea, radvd, server, server6 }
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&["addr", "add", &format!("{}/32", INTERNET4.ip()), "dev", "lo"]);
+        ns.ip(&["-6", "addr", "add", &format!("{}/128", INTERNET6.ip()), "dev", "lo"]);
+        let internet = [TcpServer::start(&ns, INTERNET4), TcpServer::start(&ns, INTERNET6)];
+        Self { ns, iface: iface.to_owned(), dir, dnsmasq, kea, radvd, server, server6, internet }
     }
 
     /// Routes a delegated `prefix` to the router at `via` (its link-local
@@ -665,6 +677,8 @@ pub fn run_checks(
     let mut delegated = None;
     report.check("uplink0 gets a delegated prefix", router.skip(&["netconfigd", "dhcp6"]), || {
         let p = wait_for(wait, || isp.delegated_prefix()).ok_or("no prefix delegation in kea's lease file")?;
+        // As an ISP's router does once it has delegated the prefix.
+        isp.route_delegated(&p, eui64_link_local(router.uplink_mac));
         delegated = Some(p.clone());
         Ok(p)
     });
@@ -719,9 +733,6 @@ pub fn run_checks(
             Ok(format!("{a} (in {prefix})"))
         },
     );
-    if let Some(prefix) = &delegated {
-        isp.route_delegated(prefix, eui64_link_local(router.uplink_mac));
-    }
 
     report.check(
         "LAN client reaches an ISP-side server over IPv6 (routed, not translated)",
