@@ -53,8 +53,16 @@ const SPEC: Spec = Spec {
             value: Some("DIR"),
             help: "supervise-only: a folder standing in for the boot partition (updates)",
         },
-        Opt { name: "update-slot-a", value: Some("FILE"), help: "supervise-only: a file standing in for slot a's root" },
-        Opt { name: "update-slot-b", value: Some("FILE"), help: "supervise-only: a file standing in for slot b's root" },
+        Opt {
+            name: "update-slot-a",
+            value: Some("FILE"),
+            help: "supervise-only: a file standing in for slot a's root",
+        },
+        Opt {
+            name: "update-slot-b",
+            value: Some("FILE"),
+            help: "supervise-only: a file standing in for slot b's root",
+        },
         Opt {
             name: "cmdline",
             value: Some("FILE"),

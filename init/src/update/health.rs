@@ -278,6 +278,8 @@ mod tests {
         let mut late = Trial::new(t0, Duration::from_secs(60));
         let good = evaluate(&checks, &healthy_world());
         assert_eq!(late.on_results(t0 + Duration::from_secs(58), &good), Decision::Wait);
-        assert!(matches!(late.on_results(t0 + Duration::from_secs(61), &good), Decision::RollBack(w) if w.contains("less than 5 s")));
+        assert!(
+            matches!(late.on_results(t0 + Duration::from_secs(61), &good), Decision::RollBack(w) if w.contains("less than 5 s"))
+        );
     }
 }

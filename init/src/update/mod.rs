@@ -33,8 +33,7 @@ use serde_json::json;
 
 use bootslot::Slot;
 use bootslot::api::{
-    Activated, CheckResult, Features, ImageVersion, LastUpdate, Method, PROTOCOL, TrialRecord, TrialState,
-    UpdateStatus,
+    Activated, CheckResult, Features, ImageVersion, LastUpdate, Method, PROTOCOL, TrialRecord, TrialState, UpdateStatus,
 };
 use bootslot::loader;
 use runtime::control::Control;
@@ -606,7 +605,13 @@ impl Updater {
         result
     }
 
-    fn prepare(&self, ask: &Activation, target: Slot, active: Slot, to_version: ImageVersion) -> Result<Activated, Refused> {
+    fn prepare(
+        &self,
+        ask: &Activation,
+        target: Slot,
+        active: Slot,
+        to_version: ImageVersion,
+    ) -> Result<Activated, Refused> {
         let boot = Arc::clone(self.boot().map_err(|e| refused(503, e))?);
         let names = self.manifest_services();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();

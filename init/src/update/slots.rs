@@ -140,14 +140,18 @@ impl SlotTable {
 
     /// An upload of `part` into `slot` begins: the part is missing until it
     /// finishes, and a failed trial is forgotten (new content). A new root
-    /// carries the version it claims.
+    /// starts a new image: it carries the version it claims, and the slot's
+    /// old kernel no longer counts (an update sends the root, then the kernel,
+    /// so both parts of a slot always come from the same image).
     pub fn begin(&mut self, slot: Slot, part: PartKind, claimed: Option<&ImageVersion>, now: &str) {
         let r = self.get_mut(slot);
-        *r.part_mut(part) = Part::Missing { reason: format!("{} upload began at {now} and did not finish", part.name()) };
+        *r.part_mut(part) =
+            Part::Missing { reason: format!("{} upload began at {now} and did not finish", part.name()) };
         r.failed = None;
         if part == PartKind::Root {
             r.version = claimed.map(|v| v.version.clone());
             r.build_time = claimed.and_then(|v| v.build_time.clone());
+            r.kernel = Part::Missing { reason: "no kernel uploaded since the new root".into() };
         }
     }
 
@@ -253,6 +257,8 @@ mod tests {
         let mut t = SlotTable::new();
         t.begin(Slot::B, PartKind::Root, Some(&v("2")), "t0");
         t.finish(Slot::B, PartKind::Root, "aa", 100, "t1");
+        let err = t.activatable(Slot::B, Slot::A).unwrap_err().to_string();
+        assert!(err.contains("kernel is not usable: no kernel uploaded since the new root"), "{err}");
         t.begin(Slot::B, PartKind::Kernel, None, "t2");
         assert!(t.activatable(Slot::B, Slot::A).is_err(), "kernel in progress");
         t.finish(Slot::B, PartKind::Kernel, "bb", 50, "t3");

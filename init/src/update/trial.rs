@@ -256,8 +256,12 @@ fn rolled_back(u: &Updater, mut record: TrialRecord) {
     if let Err(e) = u.save_trial(&record) {
         u.note(e);
     }
-    let last =
-        LastUpdate { outcome: UpdateOutcome::RolledBack, trial: record.clone(), finished_at: now_text(), healthy_after_seconds: None };
+    let last = LastUpdate {
+        outcome: UpdateOutcome::RolledBack,
+        trial: record.clone(),
+        finished_at: now_text(),
+        healthy_after_seconds: None,
+    };
     if let Err(e) = u.save_last(&last) {
         u.note(e);
     }

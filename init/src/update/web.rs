@@ -16,7 +16,9 @@ use std::sync::Arc;
 use serde_json::json;
 
 use bootslot::Slot;
-use bootslot::api::{DEFAULT_TRIAL_SECONDS, HEADER_BUILD_TIME, HEADER_UPDATE, HEADER_VERSION, ImageVersion, TRIAL_SECONDS_RANGE, Written};
+use bootslot::api::{
+    DEFAULT_TRIAL_SECONDS, HEADER_BUILD_TIME, HEADER_UPDATE, HEADER_VERSION, ImageVersion, TRIAL_SECONDS_RANGE, Written,
+};
 use runtime::http::{request_header, respond_json};
 
 use super::slots::PartKind;
@@ -56,11 +58,11 @@ pub fn parse_activation(query: &[(String, String)]) -> Result<Activation, String
                 }
             }
             "trial_seconds" => {
-                a.trial_seconds = v
-                    .parse()
-                    .ok()
-                    .filter(|s| TRIAL_SECONDS_RANGE.contains(s))
-                    .ok_or(format!("trial_seconds={v}: {}..={}", TRIAL_SECONDS_RANGE.start(), TRIAL_SECONDS_RANGE.end()))?;
+                a.trial_seconds = v.parse().ok().filter(|s| TRIAL_SECONDS_RANGE.contains(s)).ok_or(format!(
+                    "trial_seconds={v}: {}..={}",
+                    TRIAL_SECONDS_RANGE.start(),
+                    TRIAL_SECONDS_RANGE.end()
+                ))?;
             }
             "kind" => {
                 a.kind = match v.as_str() {
@@ -138,11 +140,9 @@ fn upload(u: &Arc<Updater>, request: tiny_http::Request, part: PartKind) {
         let result = written.as_ref().map(|sha| (sha.clone(), length)).map_err(|(_, e)| e.clone());
         worker.finish_upload(slot, part, &result);
         match written {
-            Ok(sha256) => respond_json(
-                request,
-                200,
-                &json!(Written { slot, part: part.name().into(), sha256, bytes: length }),
-            ),
+            Ok(sha256) => {
+                respond_json(request, 200, &json!(Written { slot, part: part.name().into(), sha256, bytes: length }))
+            }
             Err((status, e)) => error(request, status, &e),
         }
     });
@@ -173,11 +173,18 @@ mod tests {
         let q = |pairs: &[(&str, &str)]| h(pairs);
         let a = parse_activation(&q(&[])).unwrap();
         assert_eq!((a.slot, a.kexec, a.trial_seconds, a.kind.as_str()), (None, true, DEFAULT_TRIAL_SECONDS, "update"));
-        let a = parse_activation(&q(&[("slot", "b"), ("kexec", "false"), ("trial_seconds", "60"), ("kind", "rollback")]))
-            .unwrap();
+        let a =
+            parse_activation(&q(&[("slot", "b"), ("kexec", "false"), ("trial_seconds", "60"), ("kind", "rollback")]))
+                .unwrap();
         assert_eq!((a.slot, a.kexec, a.trial_seconds, a.kind.as_str()), (Some(Slot::B), false, 60, "rollback"));
-        for bad in [("slot", "c"), ("kexec", "maybe"), ("trial_seconds", "5"), ("trial_seconds", "x"), ("kind", "x"), ("y", "1")]
-        {
+        for bad in [
+            ("slot", "c"),
+            ("kexec", "maybe"),
+            ("trial_seconds", "5"),
+            ("trial_seconds", "x"),
+            ("kind", "x"),
+            ("y", "1"),
+        ] {
             assert!(parse_activation(&q(&[bad])).is_err(), "{bad:?}");
         }
     }

@@ -365,9 +365,12 @@ impl Site {
             && let Some(updater) = self.shared.update.get()
         {
             // Update bodies are streamed to the disk, never read into memory here.
-            let authorized = self.auth.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().is_some_and(
-                |a| a.check_header(runtime::http::request_header(&request, "Authorization")),
-            );
+            let authorized = self
+                .auth
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|a| a.check_header(runtime::http::request_header(&request, "Authorization")));
             return crate::update::web::handle(updater, request, authorized);
         }
         let mut body = Vec::new();

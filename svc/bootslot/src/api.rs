@@ -47,10 +47,8 @@ impl ImageVersion {
     /// Parses the version file: its JSON, or (older images) its first line as the version.
     #[must_use]
     pub fn parse(text: &str) -> Self {
-        serde_json::from_str::<Self>(text.trim()).unwrap_or_else(|_| Self {
-            version: text.lines().next().unwrap_or("").trim().to_owned(),
-            build_time: None,
-        })
+        serde_json::from_str::<Self>(text.trim())
+            .unwrap_or_else(|_| Self { version: text.lines().next().unwrap_or("").trim().to_owned(), build_time: None })
     }
 }
 
@@ -169,14 +167,21 @@ pub struct Check {
     pub service: String,
     /// The phase its `/v1/status` must report (e.g. `Bound`); `None`: it must only be running.
     pub phase: Option<String>,
+    /// Top-level fields of its `/v1/status` that must have these values (e.g. dhcp4's `state` `BOUND`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.phase {
-            Some(p) => write!(f, "{} {p}", self.service),
-            None => write!(f, "{} running", self.service),
+            Some(p) => write!(f, "{} {p}", self.service)?,
+            None => write!(f, "{} running", self.service)?,
         }
+        for (k, v) in &self.fields {
+            write!(f, " ({k} {v})")?;
+        }
+        Ok(())
     }
 }
 
@@ -231,8 +236,13 @@ pub struct TrialRecord {
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// `update` or `rollback` (a switch to the other slot on request).
+    /// `update`, `rollback` (a switch to the other slot on request) or
+    /// `manual` (a trial boot nobody activated through init, e.g. `mkimage boot-once`).
     pub kind: String,
+    /// When init of the slot on trial started its trial (RFC 3339); absent
+    /// when the new system never got that far (a kernel panic, a hang).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_started_at: Option<String>,
 }
 
 /// The trial of the running system, in [`UpdateStatus`].
@@ -357,10 +367,11 @@ mod tests {
             method: Method::Kexec,
             activated_at: "t".into(),
             deadline_seconds: 120,
-            checks: vec![Check { service: "dhcp4".into(), phase: Some("Bound".into()) }],
+            checks: vec![Check { service: "dhcp4".into(), phase: Some("Bound".into()), fields: Default::default() }],
             state: TrialState::Pending,
             reason: None,
             kind: "update".into(),
+            trial_started_at: None,
         };
         let last = LastUpdate {
             outcome: UpdateOutcome::RolledBack,

@@ -212,10 +212,7 @@ mod tests {
         let no_slot = CFG.replace(" router.slot=b", "");
         assert!(trial_cmdline(&no_slot, Slot::B).unwrap().ends_with("panic=10 router.slot=b router.trial=1"));
         let mixed = CFG.replace("router.slot=b", "router.slot=a");
-        assert_eq!(
-            trial_cmdline(&mixed, Slot::B),
-            Err(LoaderError::WrongSlot { label: Slot::B, says: "a".into() })
-        );
+        assert_eq!(trial_cmdline(&mixed, Slot::B), Err(LoaderError::WrongSlot { label: Slot::B, says: "a".into() }));
         let rootless = CFG.replace("root=PARTUUID=0a0b0c0d-03 ", "");
         assert_eq!(trial_cmdline(&rootless, Slot::B), Err(LoaderError::NoRoot(Slot::B)));
         assert_eq!(trial_cmdline("DEFAULT a\nLABEL b\n  LINUX /x\n", Slot::B), Err(LoaderError::NoAppend(Slot::B)));
