@@ -187,7 +187,8 @@ fn uploads_are_hashed_checked_and_activate_a_trial_through_the_one_shot_boot() {
     // Refusals change nothing.
     let root_image = squashfs(3 << 20, 5);
     let bad_pw = format!("Basic {}", runtime::base64::encode(b"router:nope"));
-    let cases: Vec<(Vec<(&str, &str)>, Option<usize>, u16)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<usize>, u16);
+    let cases: Vec<Case<'_>> = vec![
         (vec![("Authorization", bad_pw.as_str()), ("X-Router-Update", "1")], Some(10), 401),
         (vec![("Authorization", a.as_str())], Some(10), 403),
         (vec![("Authorization", a.as_str()), ("X-Router-Update", "1"), ("Origin", "http://127.0.0.1")], Some(10), 403),
