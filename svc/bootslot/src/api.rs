@@ -332,6 +332,9 @@ pub struct Activated {
     pub method: Method,
     /// Its deadline.
     pub trial_seconds: u64,
+    /// The activation's time, as [`TrialRecord::activated_at`] and later
+    /// [`LastUpdate`] say it: how a client finds the outcome of its own activation.
+    pub activated_at: String,
     /// Why the method differs from the one asked for (kexec unavailable, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
