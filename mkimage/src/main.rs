@@ -333,8 +333,9 @@ fn update_options(args: &mut Args) -> Result<(mkimage::update::Client, mkimage::
         Some(p) => PathBuf::from(p),
         None => password::config_dir(&hostname)?.join("password"),
     };
-    let password = std::fs::read_to_string(&password_file)
-        .with_context(|| format!("the router's password ({}; mkimage build keeps it there)", password_file.display()))?;
+    let password = std::fs::read_to_string(&password_file).with_context(|| {
+        format!("the router's password ({}; mkimage build keeps it there)", password_file.display())
+    })?;
     let kexec = !args.take_flag("--no-kexec");
     let trial_seconds = match args.take("--trial-seconds")? {
         Some(s) => s.parse().ok().filter(|t| bootslot::api::TRIAL_SECONDS_RANGE.contains(t)).ok_or_else(|| {

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 
 use bootslot::Slot;
 use bootslot::api::{
-    Activated, Features, HEADER_BUILD_TIME, HEADER_UPDATE, HEADER_VERSION, ImageVersion, PROTOCOL, Part,
-    UpdateOutcome, UpdateStatus, Written,
+    Activated, Features, HEADER_BUILD_TIME, HEADER_UPDATE, HEADER_VERSION, ImageVersion, PROTOCOL, Part, UpdateOutcome,
+    UpdateStatus, Written,
 };
 
 use crate::error::{Error, Result};
@@ -361,7 +361,13 @@ pub fn features(client: &Client) -> Result<Features> {
     Ok(f)
 }
 
-fn upload(client: &Client, path: &str, data: &[u8], version: Option<&ImageVersion>, progress: &Progress) -> Result<Written> {
+fn upload(
+    client: &Client,
+    path: &str,
+    data: &[u8],
+    version: Option<&ImageVersion>,
+    progress: &Progress,
+) -> Result<Written> {
     let bar = progress.bytes(path.trim_start_matches("/update/"), data.len() as u64);
     let mut headers = vec![(HEADER_UPDATE, "1".to_owned())];
     if let Some(v) = version {
@@ -414,7 +420,11 @@ pub fn update(client: &Client, image: &Image, opts: &Options) -> Result<Outcome>
         image.version
     ));
     if image.root.len() as u64 > f.max_root_bytes {
-        return Err(err(format!("the root ({} bytes) does not fit slot {target} ({} bytes)", image.root.len(), f.max_root_bytes)));
+        return Err(err(format!(
+            "the root ({} bytes) does not fit slot {target} ({} bytes)",
+            image.root.len(),
+            f.max_root_bytes
+        )));
     }
     upload(client, "/update/root", &image.root, Some(&image.version), &opts.progress)?;
     upload(client, "/update/kernel", &image.kernel, None, &opts.progress)?;
@@ -455,10 +465,8 @@ pub fn rollback(client: &Client, opts: &Options) -> Result<Outcome> {
 }
 
 fn activate(client: &Client, slot: Slot, kind: &str, running: &ImageVersion, opts: &Options) -> Result<Outcome> {
-    let path = format!(
-        "/update/activate?slot={slot}&kexec={}&trial_seconds={}&kind={kind}",
-        opts.kexec, opts.trial_seconds
-    );
+    let path =
+        format!("/update/activate?slot={slot}&kexec={}&trial_seconds={}&kind={kind}", opts.kexec, opts.trial_seconds);
     let done: Activated = client.post(&path)?.json(202, "/update/activate")?;
     say(&format!(
         "activated slot {} through {} at {} (trial of {} s){}",
@@ -572,7 +580,10 @@ mod tests {
             unreachable: Some(Duration::from_millis(4200)),
             healthy_after_seconds: None,
         };
-        assert_eq!(up.to_string(), "updated to 2.0 (slot b, now the default); the update endpoint was unreachable for 4.2 s");
+        assert_eq!(
+            up.to_string(),
+            "updated to 2.0 (slot b, now the default); the update endpoint was unreachable for 4.2 s"
+        );
         let back = Outcome::RolledBack { version: v("1.0"), failed: v("2.0"), reason: "dhcp4 not Bound".into() };
         assert_eq!(back.to_string(), "rolled back to 1.0: 2.0 did not prove itself: dhcp4 not Bound");
     }

@@ -688,7 +688,13 @@ impl Updater {
             ask.trial_seconds,
             record.checks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         ));
-        Ok(Activated { slot: target, method, trial_seconds: ask.trial_seconds, activated_at: record.activated_at, note })
+        Ok(Activated {
+            slot: target,
+            method,
+            trial_seconds: ask.trial_seconds,
+            activated_at: record.activated_at,
+            note,
+        })
     }
 }
 
