@@ -78,9 +78,11 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
             cfg.perm.join("router/password")
         }
     };
+    // mkimage writes {"version","build_time"} (pretty-printed JSON); older
+    // images a plain line.
     let version = std::fs::read_to_string(&cfg.version_file)
         .ok()
-        .and_then(|t| t.lines().next().map(|l| l.trim().to_owned()))
+        .map(|t| bootslot::api::ImageVersion::parse(&t).to_string())
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| "unknown version".into());
 
