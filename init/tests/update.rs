@@ -43,6 +43,9 @@ fn squashfs(len: usize, seed: u8) -> Vec<u8> {
 
 fn bzimage(len: usize, seed: u8) -> Vec<u8> {
     let mut v: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect();
+    // setup_sects 1, and a payload of the rest (in 16-byte paragraphs).
+    v[0x1f1] = 1;
+    v[0x1f4..0x1f8].copy_from_slice(&u32::try_from((len - 1024) / 16).unwrap().to_le_bytes());
     v[510] = 0x55;
     v[511] = 0xaa;
     v[514..518].copy_from_slice(b"HdrS");
@@ -237,6 +240,9 @@ fn uploads_are_hashed_checked_and_activate_a_trial_through_the_one_shot_boot() {
     let (code, body) = put(&init, "/update/kernel", &squashfs(10_000, 1), None);
     assert_eq!(code, 422, "{body}");
     let kernel = bzimage(200_000, 77);
+    let (code, body) = put(&init, "/update/kernel", &kernel[..150_000], None);
+    assert_eq!(code, 422, "a bzImage shorter than its header says: {body}");
+    assert!(body["error"].as_str().unwrap().contains("truncated"), "{body}");
     let (code, w) = put(&init, "/update/kernel", &kernel, None);
     assert_eq!(code, 200, "{w}");
     assert_eq!(w["sha256"], sha(&kernel));
@@ -316,9 +322,9 @@ fn a_healthy_trial_commits_its_slot_as_the_loader_default() {
     assert!(read_json(&root.join("perm/init/trial.json"))["trial_started_at"].is_string());
     assert_eq!(init.events("init.update.committed").len(), 1);
     // While a trial was pending uploads were refused; once committed they are allowed again.
-    let (code, body) = put(&init, "/update/kernel", &bzimage(1000, 1), None);
+    let (code, body) = put(&init, "/update/kernel", &bzimage(2048, 1), None);
     assert_eq!(code, 200, "{body}");
-    assert_eq!(fs::read(root.join("boot/vmlinuz-a")).unwrap(), bzimage(1000, 1), "the inactive slot is a now");
+    assert_eq!(fs::read(root.join("boot/vmlinuz-a")).unwrap(), bzimage(2048, 1), "the inactive slot is a now");
 }
 
 #[test]
@@ -332,7 +338,7 @@ fn a_trial_that_never_gets_healthy_reboots_and_the_old_slot_reports_the_rollback
     let services = || vec![Svc::new("crasher", "echo broken; exit 1")];
     let init = Init::start_in(dir, services(), options(&root));
     // Uploads are refused while the trial runs: slot a is the only way back.
-    let (code, body) = put(&init, "/update/kernel", &bzimage(1000, 1), None);
+    let (code, body) = put(&init, "/update/kernel", &bzimage(2048, 1), None);
     assert_eq!(code, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("on trial"), "{body}");
     let (_, status, log, dir) = init.stop_with(0, Duration::from_secs(90));

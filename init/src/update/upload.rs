@@ -120,6 +120,17 @@ pub fn check_head(part: PartKind, head: &[u8], length: u64) -> Result<(), String
             if head.len() < 518 || head[510..512] != [0x55, 0xaa] || &head[514..518] != b"HdrS" {
                 return Err("the kernel is not an x86 bzImage (no boot flag and HdrS header)".into());
             }
+            // The real-mode setup (setup_sects sectors, 0 meaning 4, plus the
+            // boot sector) and the protected-mode part (syssize paragraphs).
+            let setup = match head[0x1f1] {
+                0 => 4,
+                n => u64::from(n),
+            };
+            let syssize = u64::from(u32::from_le_bytes([head[0x1f4], head[0x1f5], head[0x1f6], head[0x1f7]]));
+            let needed = (setup + 1) * 512 + syssize * 16;
+            if needed > length {
+                return Err(format!("the bzImage says it has {needed} bytes but the upload has {length}: truncated"));
+            }
             Ok(())
         }
     }
@@ -192,8 +203,12 @@ mod tests {
         v
     }
 
+    /// A bzImage head whose setup and payload fill `len` bytes exactly.
     pub(crate) fn bzimage(len: usize) -> Vec<u8> {
         let mut v = vec![0x22u8; len];
+        v[0x1f1] = 3;
+        let syssize = u32::try_from((len - 4 * 512) / 16).unwrap();
+        v[0x1f4..0x1f8].copy_from_slice(&syssize.to_le_bytes());
         v[510] = 0x55;
         v[511] = 0xaa;
         v[514..518].copy_from_slice(b"HdrS");
@@ -215,7 +230,11 @@ mod tests {
         assert!(check_head(PartKind::Root, &squashfs(100, 101), 100).unwrap_err().contains("truncated"));
         assert!(check_head(PartKind::Root, b"\x7fELF....", 100).unwrap_err().contains("not a SquashFS"));
         assert!(check_head(PartKind::Root, b"hsqs", 100).is_err());
-        assert!(check_head(PartKind::Kernel, &bzimage(1024), 1024).is_ok());
+        assert!(check_head(PartKind::Kernel, &bzimage(4096), 4096).is_ok());
+        assert!(check_head(PartKind::Kernel, &bzimage(4096), 4095).unwrap_err().contains("truncated"));
+        let mut no_setup_count = bzimage(4096);
+        no_setup_count[0x1f1] = 0; // 0 means 4 sectors: one more than said
+        assert!(check_head(PartKind::Kernel, &no_setup_count, 4096).unwrap_err().contains("4608 bytes"));
         assert!(check_head(PartKind::Kernel, &squashfs(1024, 1), 1024).unwrap_err().contains("bzImage"));
     }
 
