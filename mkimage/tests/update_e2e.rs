@@ -97,7 +97,7 @@ fn probe_once(kind: ProbeKind) -> bool {
     match kind {
         ProbeKind::Tcp => {
             let to = SocketAddr::new(IpAddr::V4(lab::WWW_ADDR), lab::WWW_PORT);
-            let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(800)) else { return false };
+            let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(300)) else { return false };
             let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
             if writeln!(s, "probe").is_err() {
                 return false;
@@ -106,14 +106,14 @@ fn probe_once(kind: ProbeKind) -> bool {
             BufReader::new(&s).read_line(&mut line).is_ok() && line.starts_with("hello")
         }
         ProbeKind::Ping => Command::new("ping")
-            .args(["-c", "1", "-W", "1", "-n", "-q", &ROUTER.to_string()])
+            .args(["-c", "1", "-W", "0.3", "-n", "-q", &ROUTER.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success()),
         ProbeKind::Dns => {
             let Ok(s) = UdpSocket::bind("0.0.0.0:0") else { return false };
-            let _ = s.set_read_timeout(Some(Duration::from_millis(800)));
+            let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
             // "www.isp.example" A, id 0x7238.
             let q = b"\x72\x38\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x03isp\x07example\x00\x00\x01\x00\x01";
             if s.send_to(q, (ROUTER, 53)).is_err() {
@@ -330,6 +330,12 @@ fn bins_with(bins: &Path, dir: &Path, name: &str, with: &str) -> PathBuf {
     out
 }
 
+/// From the activation `t0` to the new kernel's first line on the console.
+fn handoff(serial: &common::Serial, from: usize, t0: Instant) -> Option<Duration> {
+    let (_, at, _) = serial.wait(from, Duration::from_secs(1), |l| l.contains("Linux version"))?;
+    Some((serial.started + at).saturating_duration_since(t0))
+}
+
 /// Whether the console lines show a boot through the firmware (SeaBIOS, syslinux).
 fn firmware_boot(lines: &[String]) -> bool {
     lines.iter().any(|l| l.contains("SeaBIOS") || l.contains("SYSLINUX"))
@@ -475,6 +481,7 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
     }
 
     let mut kexec_down = None;
+    let mut kexec_handoff = None;
     if want.iter().any(|s| s == "good") {
         let before = leases(&router);
         report.check(
@@ -491,6 +498,7 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
                 }
                 let t0 = tool.activated_at().ok_or("no activation line")?;
                 kexec_down = prober.downtime(t0);
+                kexec_handoff = handoff(&serial, from, t0);
                 let lines = serial.since(from);
                 let boots = command_lines(&lines);
                 if boots.len() != 1 || !boots[0].contains("router.slot=b router.trial=1") {
@@ -605,6 +613,7 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
     }
 
     let mut firmware_down = None;
+    let mut firmware_handoff = None;
     if want.iter().any(|s| s == "firmware") {
         if !img("v4").exists() {
             build("v4", "e2e-4", &bins);
@@ -617,6 +626,7 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
             }
             let t0 = tool.activated_at().ok_or("no activation line")?;
             firmware_down = prober.downtime(t0);
+            firmware_handoff = handoff(&serial, from, t0);
             let lines = serial.since(from);
             let boots = command_lines(&lines);
             if boots.len() != 1 || !boots[0].contains("router.slot=a router.trial=1") || !firmware_boot(&lines) {
@@ -637,6 +647,11 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
     }
 
     let fmt = |d: Option<Duration>| d.map_or("not measured".into(), |d| format!("{:.1} s", d.as_secs_f64()));
+    report.figure("activation → the new kernel's first line, kexec (services stopped, kexec)", fmt(kexec_handoff));
+    report.figure(
+        "activation → the new kernel's first line, firmware (services stopped, reset, SeaBIOS, syslinux)",
+        fmt(firmware_handoff),
+    );
     report.figure("update downtime through kexec (activation → LAN client answered)", fmt(kexec_down));
     report.figure("update downtime through the firmware (activation → LAN client answered)", fmt(firmware_down));
     if let (Some(k), Some(f)) = (kexec_down, firmware_down) {
