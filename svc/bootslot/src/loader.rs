@@ -36,6 +36,8 @@ pub enum LoaderError {
     NoAppend(Slot),
     /// The slot's `APPEND` line has no `root=`.
     NoRoot(Slot),
+    /// The slot's kernel is not a plain file name at the partition's root.
+    BadKernel(Slot, String),
     /// The slot's `APPEND` line names another slot.
     WrongSlot {
         /// The label.
@@ -52,6 +54,7 @@ impl std::fmt::Display for LoaderError {
             Self::NoLabel(s) => write!(f, "{CONFIG_FILE} has no LABEL {s}"),
             Self::NoAppend(s) => write!(f, "{CONFIG_FILE}: LABEL {s} has no APPEND line"),
             Self::NoRoot(s) => write!(f, "{CONFIG_FILE}: LABEL {s}'s APPEND line has no root="),
+            Self::BadKernel(s, k) => write!(f, "{CONFIG_FILE}: LABEL {s}'s kernel {k:?} is not a file at the root"),
             Self::WrongSlot { label, says } => {
                 write!(f, "{CONFIG_FILE}: LABEL {label}'s APPEND line says {SLOT_PARAM}={says}")
             }
@@ -125,15 +128,21 @@ pub fn append(config: &str, slot: Slot) -> Result<String, LoaderError> {
         .ok_or(LoaderError::NoAppend(slot))
 }
 
-/// `slot`'s kernel path on the boot partition (`LINUX`/`KERNEL`), without the leading `/`.
+/// `slot`'s kernel file on the boot partition (`LINUX`/`KERNEL`'s first
+/// word), without the leading `/`: always a plain name at the partition's root.
 ///
 /// # Errors
-/// When the label is missing; a label without a kernel line gives the slot's usual file.
+/// When the label is missing, or its kernel is not a plain name (a folder, `..`);
+/// a label without a kernel line gives the slot's usual file.
 pub fn kernel(config: &str, slot: Slot) -> Result<String, LoaderError> {
-    Ok(label_lines(config, slot)?
-        .into_iter()
-        .find(|(k, _)| k == "LINUX" || k == "KERNEL")
-        .map_or_else(|| slot.kernel_file().to_owned(), |(_, v)| v.trim_start_matches('/').to_owned()))
+    let Some((_, value)) = label_lines(config, slot)?.into_iter().find(|(k, _)| k == "LINUX" || k == "KERNEL") else {
+        return Ok(slot.kernel_file().to_owned());
+    };
+    let name = value.split_whitespace().next().unwrap_or("").trim_start_matches('/');
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) || name.contains(char::is_control) {
+        return Err(LoaderError::BadKernel(slot, value.to_owned()));
+    }
+    Ok(name.to_owned())
 }
 
 /// The command line a trial of `slot` boots with through kexec: what syslinux
@@ -146,18 +155,23 @@ pub fn kernel(config: &str, slot: Slot) -> Result<String, LoaderError> {
 pub fn trial_cmdline(config: &str, slot: Slot) -> Result<String, LoaderError> {
     let append = append(config, slot)?;
     let kernel = kernel(config, slot)?;
-    let mut words: Vec<&str> = append.split_whitespace().filter(|w| !w.starts_with("router.trial=")).collect();
-    if !words.iter().any(|w| w.starts_with("root=")) {
+    let all: Vec<&str> = append.split_whitespace().collect();
+    if !all.iter().any(|w| w.starts_with("root=")) {
         return Err(LoaderError::NoRoot(slot));
     }
-    let slot_word = format!("{SLOT_PARAM}={}", slot.label());
-    match words.iter().find_map(|w| w.strip_prefix(&format!("{SLOT_PARAM}="))) {
-        Some(v) if Slot::parse(v) == Some(slot) => {}
-        Some(v) => return Err(LoaderError::WrongSlot { label: slot, says: v.to_owned() }),
-        None => words.push(&slot_word),
+    let slot_prefix = format!("{SLOT_PARAM}=");
+    if let Some(v) = all.iter().filter_map(|w| w.strip_prefix(&slot_prefix)).find(|v| Slot::parse(v) != Some(slot)) {
+        return Err(LoaderError::WrongSlot { label: slot, says: (*v).to_owned() });
     }
+    // Our own parameters once each, in their canonical form, at the end.
+    let slot_word = format!("{slot_prefix}{}", slot.label());
+    let words = all.into_iter().filter(|w| !w.starts_with("router.trial=") && !w.starts_with(&slot_prefix));
     let boot_image = format!("BOOT_IMAGE=/{kernel}");
-    Ok(std::iter::once(boot_image.as_str()).chain(words).chain([TRIAL_PARAM]).collect::<Vec<_>>().join(" "))
+    Ok(std::iter::once(boot_image.as_str())
+        .chain(words)
+        .chain([slot_word.as_str(), TRIAL_PARAM])
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// syslinux's one-shot command for a trial of `slot` through the firmware: the
@@ -183,6 +197,12 @@ mod tests {
         assert_eq!(default_slot(CFG), Some(Slot::A));
         assert!(append(CFG, Slot::B).unwrap().contains("root=PARTUUID=0a0b0c0d-03"));
         assert_eq!(kernel(CFG, Slot::B).unwrap(), "vmlinuz-b");
+        assert_eq!(kernel("LABEL a\n  KERNEL /k-a extra words\n", Slot::A).unwrap(), "k-a");
+        assert_eq!(kernel("LABEL a\n  APPEND x\n", Slot::A).unwrap(), "vmlinuz-a");
+        for bad in ["/../etc/passwd", "/boot/vmlinuz", "/", ".."] {
+            let cfg = format!("LABEL a\n  LINUX {bad}\n");
+            assert!(matches!(kernel(&cfg, Slot::A), Err(LoaderError::BadKernel(..))), "{bad}");
+        }
         assert_eq!(default_slot("default B\n"), Some(Slot::B), "keywords are case-insensitive");
         assert_eq!(default_slot("# DEFAULT b\n"), None);
     }
@@ -207,10 +227,21 @@ mod tests {
             "BOOT_IMAGE=/vmlinuz-b console=ttyS0,115200 root=PARTUUID=0a0b0c0d-03 ro init=/init panic=10 \
              router.slot=b router.trial=1"
         );
+        // Only whole words are kernel parameters (found by fuzzing: a word that merely contains one).
+        let lookalike = CFG.replace("router.slot=b", "router.slot=b xrouter.trial=0");
+        assert!(
+            trial_cmdline(&lookalike, Slot::B)
+                .unwrap()
+                .ends_with("panic=10 xrouter.trial=0 router.slot=b router.trial=1")
+        );
         let old_flag = CFG.replace("router.slot=b", "router.slot=b router.trial=0");
         assert!(trial_cmdline(&old_flag, Slot::B).unwrap().ends_with("router.slot=b router.trial=1"));
         let no_slot = CFG.replace(" router.slot=b", "");
         assert!(trial_cmdline(&no_slot, Slot::B).unwrap().ends_with("panic=10 router.slot=b router.trial=1"));
+        let upper = CFG.replace("router.slot=b", "router.slot=B router.slot=b");
+        assert!(trial_cmdline(&upper, Slot::B).unwrap().ends_with("panic=10 router.slot=b router.trial=1"));
+        let mixed = CFG.replace("router.slot=b", "router.slot=b router.slot=a");
+        assert!(matches!(trial_cmdline(&mixed, Slot::B), Err(LoaderError::WrongSlot { .. })));
         let mixed = CFG.replace("router.slot=b", "router.slot=a");
         assert_eq!(trial_cmdline(&mixed, Slot::B), Err(LoaderError::WrongSlot { label: Slot::B, says: "a".into() }));
         let rootless = CFG.replace("root=PARTUUID=0a0b0c0d-03 ", "");
