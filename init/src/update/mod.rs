@@ -574,9 +574,10 @@ impl Updater {
         loaded.unwrap_or_else(|e| Err(KexecError::Unavailable(format!("boot partition: {e}"))))
     }
 
-    /// Activates a slot: a trial boot through kexec or the firmware, the
-    /// record of it in `/perm/init/trial.json`, then the reboot (through
-    /// init's loop: services stopped, `/perm` unmounted).
+    /// Prepares the activation of a slot: a trial boot through kexec (the
+    /// kernel loaded) or the firmware (the one-shot boot set), and the record
+    /// of it in `/perm/init/trial.json`. [`Updater::launch`] then reboots —
+    /// after the answer went out, so the client learns that it was accepted.
     ///
     /// # Errors
     /// Why the slot may not be activated now.
@@ -665,13 +666,10 @@ impl Updater {
         if method == Method::Kexec {
             *lock(&KEXEC_FALLBACK) = Some((Arc::clone(&boot), target));
         }
-        let request = if method == Method::Kexec { Request::Kexec } else { Request::Reboot };
-        if let Err(e) = self.shared.request(request) {
+        if self.shared.view().shutting_down.is_some() {
             undo(method);
-            let _ = std::fs::remove_file(self.file(TRIAL_FILE));
-            *lock(&KEXEC_FALLBACK) = None;
-            let status = if e == Refusal::ShuttingDown { 409 } else { 500 };
-            return Err(refused(status, e.to_string()));
+            self.abandon();
+            return Err(refused(409, Refusal::ShuttingDown.to_string()));
         }
         self.emit(
             "init.update.activated",
@@ -695,6 +693,38 @@ impl Updater {
             activated_at: record.activated_at,
             note,
         })
+    }
+}
+
+impl Updater {
+    /// Reboots into the activation [`Updater::activate`] prepared (through
+    /// init's loop: services stopped, `/perm` unmounted, then kexec or a reset).
+    pub fn launch(&self, done: &Activated) {
+        let request = if done.method == Method::Kexec { Request::Kexec } else { Request::Reboot };
+        if let Err(e) = self.shared.request(request) {
+            // A shutdown began in between: it reboots into the default slot, so undo.
+            match done.method {
+                Method::Kexec => {
+                    let _ = runtime::sys::kexec_file_unload();
+                }
+                Method::Firmware => {
+                    if let Ok(boot) = self.boot() {
+                        let _ = boot.with(|dir| bootpart::set_boot_once(dir, None));
+                    }
+                }
+            }
+            self.abandon();
+            self.note(format!("the activation of slot {} was abandoned: {e}", done.slot));
+        }
+    }
+
+    /// Forgets a prepared activation.
+    fn abandon(&self) {
+        let _ = std::fs::remove_file(self.file(TRIAL_FILE));
+        *lock(&KEXEC_FALLBACK) = None;
+        let mut st = lock(&self.state);
+        st.busy = None;
+        st.activated = false;
     }
 }
 

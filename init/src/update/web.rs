@@ -99,7 +99,11 @@ pub fn handle(u: &Arc<Updater>, request: tiny_http::Request, authorized: bool) {
             match path {
                 "/update/activate" => match parse_activation(&query) {
                     Ok(ask) => match u.activate(&ask) {
-                        Ok(done) => respond_json(request, 202, &json!(done)),
+                        Ok(done) => {
+                            // The answer first: the reboot would cut it off.
+                            respond_json(request, 202, &json!(done));
+                            u.launch(&done);
+                        }
                         Err(r) => error(request, r.status, &r.error),
                     },
                     Err(e) => error(request, 400, &e),
