@@ -167,7 +167,12 @@ fn supervise_only(cfg: Config, cmdline_file: &Path) -> ExitCode {
             if let Some(w) = watchdog {
                 let _ = w.magic_close();
             }
-            eprintln!("init: supervise-only: would now {}", outcome.name());
+            let what = match outcome {
+                Outcome::Reboot => "reboot",
+                Outcome::Poweroff => "power off",
+                Outcome::Kexec => "kexec into the new kernel",
+            };
+            eprintln!("init: supervise-only: would now {what}");
             ExitCode::SUCCESS
         }
         Err(e) => {
