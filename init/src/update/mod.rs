@@ -389,10 +389,7 @@ impl Updater {
     #[must_use]
     pub fn watchdog_may_ping(&self, now: Instant) -> bool {
         let st = lock(&self.state);
-        match &st.trial {
-            Some(t) if t.record.state != TrialState::Committed => now < t.deadline + WATCHDOG_GRACE,
-            _ => true,
-        }
+        may_ping(st.trial.as_ref().map(|t| (t.record.state, t.deadline)), now)
     }
 
     /// What init sees of every service now (each running one asked for its status).
@@ -743,6 +740,16 @@ pub fn after_failed_kexec() -> String {
     }
 }
 
+/// The watchdog rule: pings stop once a trial (its state and deadline) is
+/// [`WATCHDOG_GRACE`] past its deadline without having committed.
+#[must_use]
+pub fn may_ping(trial: Option<(TrialState, Instant)>, now: Instant) -> bool {
+    match trial {
+        Some((state, deadline)) if state != TrialState::Committed => now < deadline + WATCHDOG_GRACE,
+        _ => true,
+    }
+}
+
 /// The slot shared with status documents (init's own [`crate::cmdline::Slot`] predates bootslot).
 #[must_use]
 pub fn slot_of(s: crate::cmdline::Slot) -> Slot {
@@ -755,6 +762,17 @@ pub fn slot_of(s: crate::cmdline::Slot) -> Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchdog_is_starved_only_by_a_trial_long_past_its_deadline() {
+        let t0 = runtime::clock::now();
+        let late = t0 + Duration::from_secs(120) + WATCHDOG_GRACE;
+        assert!(may_ping(None, late), "no trial");
+        assert!(may_ping(Some((TrialState::Pending, t0 + Duration::from_secs(120))), late - Duration::from_secs(1)));
+        assert!(!may_ping(Some((TrialState::Pending, t0 + Duration::from_secs(120))), late));
+        assert!(!may_ping(Some((TrialState::Failed, t0)), t0 + WATCHDOG_GRACE), "the rollback reboot did not come");
+        assert!(may_ping(Some((TrialState::Committed, t0)), late), "committed: healthy for good");
+    }
 
     #[test]
     fn the_running_slot_comes_from_router_slot_or_the_root_partition() {
