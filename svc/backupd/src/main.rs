@@ -1,17 +1,21 @@
-//! backupd: backups of /perm.
-//!
-//! Not implemented yet (issue #12): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! backupd: backups of /perm over HTTP. The binary is the shell around the
+//! library: `shell.rs` (listeners, password, signals, control API) and
+//! `server.rs` (the requests, each transfer on its own thread).
 #![forbid(unsafe_code)]
 
-use runtime::cli::Spec;
+mod server;
+mod shell;
 
-const SPEC: Spec =
-    Spec { name: "backupd", about: "backups of /perm (not implemented yet)", uplink: false, lan: true, options: &[] };
+use runtime::cli::{Opt, Spec};
+
+const SPEC: Spec = Spec {
+    name: "backupd",
+    about: "backups of /perm (GET /backup.tar.gz) and restores (POST /restore) on private:8077",
+    uplink: false,
+    lan: true,
+    options: &[Opt { name: "port", value: Some("PORT"), help: "HTTP port on the private addresses [default: 8077]" }],
+};
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("backupd is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }

@@ -1,22 +1,21 @@
-//! captured: packet ring buffer streamed to Wireshark.
-//!
-//! Not implemented yet (issue #12): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! captured: the packet ring buffer streamed to Wireshark. The binary is the
+//! shell around the library: `shell.rs` (packet sockets, the loop, files,
+//! signals) and `server.rs` (HTTP on private:5022, one thread per stream).
 #![forbid(unsafe_code)]
 
-use runtime::cli::Spec;
+mod server;
+mod shell;
+
+use runtime::cli::{Opt, Spec};
 
 const SPEC: Spec = Spec {
     name: "captured",
-    about: "packet ring buffer streamed to Wireshark (not implemented yet)",
+    about: "captures DHCP, DHCPv6, ICMPv6 and ARP on the uplink and the LAN; streams pcapng on private:5022",
     uplink: true,
     lan: true,
-    options: &[],
+    options: &[Opt { name: "port", value: Some("PORT"), help: "HTTP port on the private addresses [default: 5022]" }],
 };
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("captured is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }

@@ -424,7 +424,7 @@ impl Shell {
                 }
             }
         }
-        cx.run_again();
+        cx.ready_again(RAW);
     }
 
     /// Replies to our unicast renewals reach the raw socket, which is where the

@@ -463,7 +463,7 @@ impl Shell {
             }
         }
         if !drained {
-            cx.run_again();
+            cx.ready_again(UDP);
         }
         self.flush_to_writer();
     }

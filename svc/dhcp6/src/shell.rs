@@ -385,7 +385,7 @@ impl Service {
             }
         }
         // More may be waiting: let the timers run, then come back.
-        cx.run_again();
+        cx.ready_again(SOCKET);
         self.after_client(cx);
     }
 

@@ -1,17 +1,33 @@
-//! diagd: health checks.
-//!
-//! Not implemented yet (issue #12): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! diagd: the router's health checks. The binary is the shell around the
+//! library's sans-IO monitor: `shell.rs` (the loop, probes, publishing),
+//! `probes.rs` (echo sockets, TCP connects), `web.rs` (HTTP on private:7733).
 #![forbid(unsafe_code)]
 
-use runtime::cli::Spec;
+mod probes;
+mod shell;
+mod web;
 
-const SPEC: Spec =
-    Spec { name: "diagd", about: "health checks (not implemented yet)", uplink: true, lan: true, options: &[] };
+use runtime::cli::{Opt, Spec};
+
+const SPEC: Spec = Spec {
+    name: "diagd",
+    about: "health checks of the uplink: link, DHCP leases, gateways, TCP reachability; private:7733",
+    uplink: true,
+    lan: true,
+    options: &[
+        Opt {
+            name: "http",
+            value: Some("ADDR:PORT"),
+            help: "serve HTTP only on this address [default: every private address, port 7733]",
+        },
+        Opt {
+            name: "ipv6",
+            value: Some("MODE"),
+            help: "whether IPv6 checks count: auto, required or ignored [default: config.json's, else auto]",
+        },
+    ],
+};
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("diagd is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }

@@ -1,22 +1,39 @@
 //! dnsd: the LAN's caching DNS forwarder and local names.
 //!
-//! Not implemented yet (issue #6): the binary accepts the common command
-//! line and exits 125 ("do not restart me") so a supervisor leaves it alone.
+//! The binary is the shell around the core in the library: it reads the
+//! inputs (`inputs`), owns the sockets (`net`, `listeners`, `tcp`), moderates
+//! busy listeners (`moderation`) and runs one mio loop (`shell`). See the
+//! crate's README for files, ports and configuration.
 #![forbid(unsafe_code)]
 
-use runtime::cli::Spec;
+mod inputs;
+mod listeners;
+mod moderation;
+mod net;
+mod shell;
+mod tcp;
+
+use runtime::cli::{Opt, Spec};
 
 const SPEC: Spec = Spec {
     name: "dnsd",
-    about: "the LAN's caching DNS forwarder and local names (not implemented yet)",
+    about: "the LAN's caching DNS forwarder and local names",
     uplink: false,
     lan: true,
-    options: &[],
+    options: &[
+        Opt {
+            name: "listen",
+            value: Some("ADDR:PORT[,…]"),
+            help: "serve DNS (UDP and TCP) on exactly these addresses [default: port 53 on every private address]",
+        },
+        Opt {
+            name: "http-port",
+            value: Some("PORT"),
+            help: "port of /metrics on every private address; 0 turns it off [default: 8053]",
+        },
+    ],
 };
 
 fn main() -> std::process::ExitCode {
-    runtime::service::main(&SPEC, |_base| {
-        runtime::log_warn!("dnsd is not implemented yet; exiting 125 so it is not restarted");
-        Ok(runtime::service::EXIT_DO_NOT_RESTART)
-    })
+    runtime::service::main(&SPEC, shell::run)
 }

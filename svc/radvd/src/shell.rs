@@ -344,7 +344,7 @@ impl Service {
                 Err(reason) => runtime::log_debug!("dropped a packet from {}: {reason}", meta.src.ip()),
             }
         }
-        cx.run_again();
+        cx.ready_again(SOCKET);
     }
 
     fn send(&mut self, now: Instant, t: &Transmit) {

@@ -5,7 +5,9 @@
 //! Rules the loop keeps (from mio's `Poll` contract): `EINTR` means poll again;
 //! mio is edge-triggered, so a handler drains a readable source until
 //! `WouldBlock` or, when it stops early to bound its work, calls
-//! [`Context::run_again`] so the next poll does not sleep.
+//! [`Context::ready_again`]: mio would not report that source again until new
+//! data arrives, so the loop itself hands it back to [`Handler::on_ready`] on
+//! the next turn, after timers and signals had their chance.
 //!
 //! [`EventLoop::new`] blocks the loop's signals for the calling thread; create
 //! the loop before spawning any thread so every thread inherits the mask and
@@ -84,7 +86,7 @@ pub struct Context<'a> {
     registry: &'a Registry,
     timers: &'a mut TimerQueue,
     stop: &'a mut Option<i32>,
-    again: &'a mut bool,
+    again: &'a mut Vec<Token>,
 }
 
 impl Context<'_> {
@@ -115,9 +117,13 @@ impl Context<'_> {
         self.stop.get_or_insert(code);
     }
 
-    /// Asks for another turn without sleeping (work was left for later).
-    pub fn run_again(&mut self) {
-        *self.again = true;
+    /// Says `token` still has work queued (a bounded drain stopped before
+    /// `WouldBlock`): the next turn polls without sleeping and calls
+    /// [`Handler::on_ready`] for it again, as readable.
+    pub fn ready_again(&mut self, token: Token) {
+        if !self.again.contains(&token) {
+            self.again.push(token);
+        }
     }
 }
 
@@ -202,7 +208,7 @@ pub struct EventLoop {
     timers: TimerQueue,
     control: Option<Control>,
     stop: Option<i32>,
-    again: bool,
+    again: Vec<Token>,
 }
 
 impl EventLoop {
@@ -227,7 +233,7 @@ impl EventLoop {
             timers: TimerQueue::new(),
             control: None,
             stop: None,
-            again: false,
+            again: Vec::new(),
         })
     }
 
@@ -265,7 +271,7 @@ impl EventLoop {
             if let Some(code) = self.stop {
                 return Ok(code);
             }
-            let timeout = if std::mem::take(&mut self.again) {
+            let timeout = if !self.again.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 let next = [self.timers.next_deadline(), handler.poll_at()].into_iter().flatten().min();
@@ -285,6 +291,14 @@ impl EventLoop {
                 };
                 (e.token(), r)
             }));
+            // Sources whose handler stopped before WouldBlock: mio will not
+            // report them again until new data arrives, so hand them back.
+            for token in std::mem::take(&mut self.again) {
+                match ready.iter_mut().find(|(t, _)| *t == token) {
+                    Some((_, r)) => r.readable = true,
+                    None => ready.push((token, Ready { readable: true, writable: false, closed: false })),
+                }
+            }
             let now = crate::clock::now();
             for &(token, r) in &ready {
                 match token {
@@ -419,6 +433,59 @@ mod tests {
             h.log
         });
         assert_eq!(log, vec!["reload"]);
+    }
+
+    const GAVE_UP: u64 = 99;
+
+    /// Reads one datagram per turn, as a handler bounding its work would.
+    struct OnePerTurn {
+        socket: mio::net::UdpSocket,
+        got: Vec<u8>,
+        timer_turns: u32,
+    }
+
+    impl Handler for OnePerTurn {
+        fn on_ready(&mut self, cx: &mut Context<'_>, token: Token, _ready: Ready) {
+            let mut buf = [0u8; 8];
+            match self.socket.recv(&mut buf) {
+                Ok(n) => {
+                    self.got.extend_from_slice(&buf[..n]);
+                    cx.ready_again(token);
+                }
+                Err(_) if self.got.len() == 5 => cx.stop(0),
+                Err(_) => {}
+            }
+        }
+        fn on_timer(&mut self, cx: &mut Context<'_>, tag: u64) {
+            match tag {
+                GAVE_UP => cx.stop(1),
+                _ => self.timer_turns += 1,
+            }
+        }
+    }
+
+    #[test]
+    fn a_bounded_drain_is_handed_back_without_new_events() {
+        let (got, timer_turns) = on_own_thread(|| {
+            let mut ev = EventLoop::new().unwrap();
+            let mut socket = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = socket.local_addr().unwrap();
+            ev.registry().register(&mut socket, Token(5), Interest::READABLE).unwrap();
+            let sender = StdUdp::bind("127.0.0.1:0").unwrap();
+            for b in [b"1", b"2", b"3", b"4", b"5"] {
+                sender.send_to(b, addr).unwrap();
+            }
+            // Due at once: it must get its turn between the handed-back reads.
+            ev.add_timer(crate::clock::now(), 1);
+            // One readiness edge for five datagrams: without the hand-back the
+            // loop would sleep after the first read until this gives up.
+            ev.add_timer(crate::clock::now() + Duration::from_secs(5), GAVE_UP);
+            let mut h = OnePerTurn { socket, got: vec![], timer_turns: 0 };
+            assert_eq!(ev.run(&mut h).unwrap(), 0, "gave up waiting; got {:?}", h.got);
+            (h.got, h.timer_turns)
+        });
+        assert_eq!(got, b"12345");
+        assert_eq!(timer_turns, 1);
     }
 
     #[test]

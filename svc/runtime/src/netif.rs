@@ -4,11 +4,21 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
 
-pub use crate::sys::InterfaceAddr;
+pub use crate::sys::{InterfaceAddr, LinkInfo};
 
 /// Every address of every interface.
 pub fn addrs() -> io::Result<Vec<InterfaceAddr>> {
     crate::sys::interface_addrs()
+}
+
+/// Every link (interface) with its flags and packet counters.
+pub fn links() -> io::Result<Vec<LinkInfo>> {
+    crate::sys::interface_links()
+}
+
+/// The link named `name`, if it exists.
+pub fn link(name: &str) -> io::Result<Option<LinkInfo>> {
+    Ok(links()?.into_iter().find(|l| l.ifname == name))
 }
 
 /// A throwaway socket for interface ioctls in the caller's namespace.
@@ -167,5 +177,12 @@ mod tests {
         assert!(index("lo").unwrap() > 0);
         assert_eq!(mac("lo").unwrap(), [0; 6]);
         assert!(index("does-not-exist0").is_err());
+    }
+
+    #[test]
+    fn loopback_is_a_running_link_and_a_missing_one_is_none() {
+        let lo = link("lo").unwrap().expect("every namespace has lo");
+        assert!(lo.up && lo.ifindex == index("lo").unwrap());
+        assert_eq!(link("does-not-exist0").unwrap(), None);
     }
 }

@@ -1,9 +1,10 @@
 //! The syscalls rustix does not offer, in one place: signal masks and `signalfd`,
 //! `AF_PACKET` sockets (`sockaddr_ll`, `SO_ATTACH_FILTER`), `SO_BINDTODEVICE`,
-//! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs`, IPv6 ancillary data
-//! (`IPV6_PKTINFO`, `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip;
-//! `kexec_file_load` (init's updates);
-//! and the one `unsafe` std call a supervisor needs, `CommandExt::pre_exec` ([`set_child_setup`]).
+//! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs` (addresses, and links with
+//! their flags and counters), `recvmmsg`, IPv6 ancillary data (`IPV6_PKTINFO`,
+//! `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; `kexec_file_load`
+//! (init's updates); and the one `unsafe` std call a supervisor needs, `CommandExt::pre_exec`
+//! ([`set_child_setup`]).
 //!
 //! rustix lists `sigprocmask`, `sigaction` and `signalfd` as not implemented
 //! (`rustix/src/not_implemented.rs`) and has no `sockaddr_ll`, so these go through `libc`.
@@ -485,6 +486,73 @@ pub fn interface_addrs() -> io::Result<Vec<InterfaceAddr>> {
     Ok(out)
 }
 
+/// One network interface (link) with its flags and packet counters, from the
+/// `AF_PACKET` entries of `getifaddrs(3)` (which glibc fills from `RTM_GETLINK`,
+/// so the answer is the caller's network namespace, unlike sysfs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface name.
+    pub ifname: String,
+    /// Interface index (0 when unknown).
+    pub ifindex: u32,
+    /// `IFF_UP`: administratively up.
+    pub up: bool,
+    /// `IFF_RUNNING`: operationally up (carrier, RFC 2863 operstate "up").
+    pub running: bool,
+    /// Packets received (the kernel's 32-bit `rtnl_link_stats` counter).
+    pub rx_packets: u64,
+    /// Packets sent (32-bit, as above).
+    pub tx_packets: u64,
+}
+
+/// Lists every link of the caller's network namespace, with or without addresses.
+pub fn interface_links() -> io::Result<Vec<LinkInfo>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head that we free with freeifaddrs below.
+    cvt(unsafe { libc::getifaddrs(&mut head) })?;
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr points at a sockaddr; sa_family tells its type.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_PACKET {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        // SAFETY: `ifa_name` is a valid C string for if_nametoindex.
+        let ifindex = unsafe { libc::if_nametoindex(ifa.ifa_name) };
+        let (rx_packets, tx_packets) = if ifa.ifa_data.is_null() {
+            (0, 0)
+        } else {
+            // SAFETY: for AF_PACKET entries glibc points ifa_data at a `struct
+            // rtnl_link_stats` owned by the list, whose first two fields are the
+            // __u32 rx_packets and tx_packets; read_unaligned makes no alignment claim.
+            unsafe {
+                let stats = ifa.ifa_data.cast::<u32>();
+                (u64::from(stats.read_unaligned()), u64::from(stats.add(1).read_unaligned()))
+            }
+        };
+        let flags = ifa.ifa_flags;
+        out.push(LinkInfo {
+            ifname,
+            ifindex,
+            up: flags & (libc::IFF_UP as libc::c_uint) != 0,
+            running: flags & (libc::IFF_RUNNING as libc::c_uint) != 0,
+            rx_packets,
+            tx_packets,
+        });
+    }
+    // SAFETY: `head` came from getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 /// `ICMP6_FILTER` (RFC 3542 §3.2; Linux calls it `ICMPV6_FILTER` in `linux/icmpv6.h`), absent from libc.
 const ICMP6_FILTER: libc::c_int = 1;
 
@@ -858,5 +926,113 @@ mod tests {
         let errno = err.raw_os_error().unwrap();
         assert!([libc::ENOEXEC, libc::EPERM, libc::ENOSYS].contains(&errno), "unexpected {err}");
         assert_eq!(kexec_file_load(file.as_fd(), "a\0b").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
+}
+
+/// Most datagrams [`recv_datagrams`] takes in one call.
+pub const MAX_DATAGRAMS: usize = 64;
+
+/// One datagram received by [`recv_datagrams`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Datagram {
+    /// Bytes received (at most the slot's size).
+    pub len: usize,
+    /// The sender (`None` for an address family other than IPv4/IPv6).
+    pub from: Option<std::net::SocketAddr>,
+    /// The datagram was longer than its slot and was cut (`MSG_TRUNC`).
+    pub truncated: bool,
+}
+
+fn sockaddr_storage_to_std(sa: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+    match i32::from(sa.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: family AF_INET means the storage holds a sockaddr_in; the
+            // storage is larger and suitably aligned for it.
+            let sin = unsafe { &*std::ptr::from_ref(sa).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: family AF_INET6 means the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*std::ptr::from_ref(sa).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Receives up to `out.len()` datagrams (at most [`MAX_DATAGRAMS`]) from a UDP
+/// socket in one call, without blocking: `recvmmsg(2)` with `MSG_DONTWAIT`,
+/// which rustix does not offer. Datagram `i` lands in
+/// `buf[i * slot..(i + 1) * slot]`. Returns how many arrived; fewer than asked
+/// means the queue is empty now, so an edge-triggered reader need not call
+/// again. `WouldBlock` when none was waiting.
+pub fn recv_datagrams(fd: BorrowedFd<'_>, buf: &mut [u8], slot: usize, out: &mut [Datagram]) -> io::Result<usize> {
+    let n = out.len().min(MAX_DATAGRAMS).min(buf.len().checked_div(slot).unwrap_or(0));
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: iovec, sockaddr_storage and mmsghdr are plain data for which all
+    // zeroes is a valid value; every field used is set below.
+    let mut iovs: [libc::iovec; MAX_DATAGRAMS] = unsafe { zeroed() };
+    // SAFETY: as above.
+    let mut addrs: [libc::sockaddr_storage; MAX_DATAGRAMS] = unsafe { zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; MAX_DATAGRAMS] = unsafe { zeroed() };
+    for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
+        iovs[i] = libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot };
+        msgs[i].msg_hdr.msg_iov = &raw mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = (&raw mut addrs[i]).cast();
+        msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    }
+    // SAFETY: `msgs[..n]` point at `iovs[..n]` and `addrs[..n]`, which live
+    // until the call returns; each iovec covers a distinct `slot`-byte part of
+    // `buf`, which we borrow mutably for the call; `fd` is a valid descriptor.
+    let got = unsafe {
+        libc::recvmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+    };
+    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    for (i, d) in out.iter_mut().take(got).enumerate() {
+        let m = &msgs[i];
+        *d = Datagram {
+            len: (m.msg_len as usize).min(slot),
+            from: sockaddr_storage_to_std(&addrs[i]),
+            truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        };
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod datagram_tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn receives_a_batch_and_reports_senders_and_cut_datagrams() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = vec![0u8; 4 * 16];
+        let mut out = [Datagram::default(); 4];
+        let err = recv_datagrams(rx.as_fd(), &mut buf, 16, &mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        for msg in [&b"one"[..], b"two", &[7u8; 40]] {
+            tx.send_to(msg, rx.local_addr().unwrap()).unwrap();
+        }
+        let n = recv_datagrams(rx.as_fd(), &mut buf, 16, &mut out).unwrap();
+        assert_eq!(n, 3, "fewer than asked: the queue is empty");
+        assert_eq!(&buf[..3], b"one");
+        assert_eq!(&buf[16..19], b"two");
+        assert_eq!((out[2].len, out[2].truncated), (16, true));
+        assert!(out.iter().take(3).all(|d| d.from == Some(tx.local_addr().unwrap())));
     }
 }
