@@ -5,13 +5,16 @@
 //!
 //! | service | wants | why |
 //! |---|---|---|
-//! | diagd (when the manifest has it) | phase `Healthy` | its health tree is router7's definition of healthy |
+//! | diagd | phase `Healthy` | its health tree (link, leases, gateways, TCP out) is router7's definition of healthy |
 //! | dhcp4 | phase `Bound` and `state` `BOUND` | the uplink holds a lease the ISP confirmed in this boot (not one loaded from `/perm`) |
 //! | dhcp4d | phase `Up` | the LAN gets addresses |
 //! | netconfigd | phase `Applied` | addresses, routes, NAT and the firewall are in place |
 //!
-//! Without diagd the last three apply (those the manifest lists). At
-//! activation the old system evaluates them: a check that passes then is
+//! Each row counts when the manifest has the service. diagd does not replace
+//! the others: when diagd is unhealthy before the update (the ISP is down, or
+//! its TCP target is unreachable), its row weakens to "running" and the
+//! services' own rows still catch a new version that breaks DHCP.
+//! At activation the old system evaluates them: a check that passes then is
 //! required of the new system as it is; one that fails then (the ISP is down,
 //! say) only requires the service to run for [`RUNNING_FOR`] — the new version
 //! must do what the old one did, not more (balenaOS's "health = what worked
@@ -56,13 +59,15 @@ fn check(service: &str, phase: &str, fields: &[(&str, &str)]) -> Check {
 /// The checks for a system whose manifest lists `services` (see the module docs).
 #[must_use]
 pub fn default_checks(services: &[&str]) -> Vec<Check> {
-    if services.contains(&"diagd") {
-        return vec![check("diagd", "Healthy", &[])];
-    }
-    [check("dhcp4", "Bound", &[("state", "BOUND")]), check("dhcp4d", "Up", &[]), check("netconfigd", "Applied", &[])]
-        .into_iter()
-        .filter(|c| services.contains(&c.service.as_str()))
-        .collect()
+    [
+        check("diagd", "Healthy", &[]),
+        check("dhcp4", "Bound", &[("state", "BOUND")]),
+        check("dhcp4d", "Up", &[]),
+        check("netconfigd", "Applied", &[]),
+    ]
+    .into_iter()
+    .filter(|c| services.contains(&c.service.as_str()))
+    .collect()
 }
 
 fn field_text(v: &Value) -> String {
@@ -202,9 +207,12 @@ mod tests {
     }
 
     #[test]
-    fn diagd_decides_when_it_is_there_otherwise_the_services_own_phases() {
+    fn diagd_and_the_services_own_phases_decide() {
         let with = default_checks(&["dhcp4", "diagd", "dhcp4d"]);
-        assert_eq!(with.iter().map(ToString::to_string).collect::<Vec<_>>(), ["diagd Healthy"]);
+        assert_eq!(
+            with.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["diagd Healthy", "dhcp4 Bound (state BOUND)", "dhcp4d Up"]
+        );
         let without = default_checks(&["dhcp4", "dhcp4d", "netconfigd", "radvd"]);
         assert_eq!(
             without.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -224,6 +232,21 @@ mod tests {
         assert_eq!(evaluate_one(c, &[obs("dhcp4", None, None)]).seen, "not running");
         assert_eq!(evaluate_one(c, &[]).seen, "not in the manifest");
         assert!(!evaluate_one(c, &[obs("dhcp4", Some(9.0), None)]).ok, "no answer from its socket");
+    }
+
+    #[test]
+    fn an_unhealthy_diagd_before_the_update_still_leaves_the_dhcp_checks() {
+        let checks = default_checks(&["diagd", "dhcp4", "dhcp4d", "netconfigd"]);
+        let mut before = healthy_world();
+        before.push(obs("diagd", Some(60.0), Some(json!({"phase":"Unhealthy","first_error":"tcp4/8.8.8.8: refused"}))));
+        let crit = criterion(&checks, &before);
+        assert_eq!(
+            crit.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["diagd running", "dhcp4 Bound (state BOUND)", "dhcp4d Up", "netconfigd Applied"]
+        );
+        let mut broken = before.clone();
+        broken[0].running_seconds = None; // dhcp4 exits at once in the new version
+        assert!(!evaluate(&crit, &broken).iter().all(|r| r.ok));
     }
 
     #[test]
