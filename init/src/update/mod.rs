@@ -583,6 +583,13 @@ impl Updater {
             let mut st = lock(&self.state);
             self.check_idle(&st)?;
             let active = self.active.ok_or_else(|| refused(503, "the running slot is not known"))?;
+            if self.shared.perm.state == crate::mounts::PermState::Temporary {
+                // The trial's record must survive the reboot, or nobody can tell a rollback.
+                return Err(refused(
+                    503,
+                    "/perm is a temporary tmpfs: an activation's record would not survive the reboot",
+                ));
+            }
             let target = ask.slot.unwrap_or_else(|| active.other());
             st.table.activatable(target, active).map_err(|e| refused(409, format!("slot {target}: {e}")))?;
             let r = st.table.get(target);
