@@ -394,9 +394,11 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
     let router = Router::boot(&img("base"), &dir.path().join("qemu.log"), None);
     let serial = router.serial().clone();
     let lan_ns = router.lan.name().to_owned();
-    let boot_wait = Duration::from_secs(300);
+    let boot_wait = Duration::from_secs(180);
     let lease = lab::dhcp4(&router.lan, "eth0", dir.path(), boot_wait).unwrap_or_else(|e| panic!("{e}"));
-    let seen = wait_healthy(&router, &password, boot_wait).unwrap_or_else(|e| panic!("{e}"));
+    let seen = wait_healthy(&router, &password, boot_wait).unwrap_or_else(|e| {
+        panic!("the base image never got healthy, so nothing can be updated (do its services run?): {e}")
+    });
     eprintln!("e2e: base image healthy; client {}; {seen}", lease.addr);
     // The probe: DNS through dnsd when it is in the image, else TCP through
     // NAT, else a ping: the strongest one that works on the base image.
