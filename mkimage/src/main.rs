@@ -20,6 +20,8 @@ USAGE:
   mkimage build --kernel BZIMAGE --bins DIR (--out FILE [--size SIZE] | --device DEV [--yes]) [OPTIONS]
   mkimage run IMAGE [--uplink user|tap:IF|none] [--lan tap:IF|none] [--memory MIB] [--snapshot] [--console terminal|stdout]
   mkimage boot-once IMAGE [COMMAND | --clear]
+  mkimage update --host HOST (--image IMAGE | --kernel BZIMAGE --bins DIR [BUILD OPTIONS]) [UPDATE OPTIONS]
+  mkimage rollback --host HOST [UPDATE OPTIONS]
 
 BUILD OPTIONS:
   --kernel BZIMAGE       the kernel (kernel-config/build prints its path)
@@ -45,6 +47,22 @@ BOOT-ONCE:
   Shows, sets or clears syslinux's one-shot boot command on the image (file or
   device): e.g. \"b router.trial=1\" boots slot b once with that argument added,
   then the default slot again (a trial boot through the firmware, issue #11).
+
+UPDATE, ROLLBACK:
+  update writes the image's root and kernel into the router's inactive slot
+  (progress bars; each upload's SHA-256 is checked), activates it (kexec unless
+  --no-kexec) and waits for the trial boot: \"updated to X\" once the new slot is
+  healthy and the loader's default, or \"rolled back to Y: why\" when the router
+  came back on its old slot. Without --image it builds one from the BUILD
+  OPTIONS first. rollback switches to the other slot (if the router says it
+  may be activated), with the same trial. Exit status: 0 updated, 1 error,
+  3 rolled back.
+  --host HOST[:PORT]     the router (its LAN address or name)
+  --hostname NAME        whose password to use (default router7)
+  --password-file FILE   the password (default ~/.config/router7-rs/<hostname>/password)
+  --no-kexec             activate through a firmware reboot (one-shot boot)
+  --trial-seconds N      how long the new slot has to become healthy (default 120)
+  --wait SECONDS         how long to wait for the outcome (default trial + 300)
 
 RUN:
   Boots the disk through SeaBIOS and syslinux in software emulation, serial
@@ -305,6 +323,84 @@ fn boot_once(mut args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Exit status of `update`/`rollback` when the router rolled back.
+const EXIT_ROLLED_BACK: u8 = 3;
+
+fn update_options(args: &mut Args) -> Result<(mkimage::update::Client, mkimage::update::Options, String)> {
+    let host = args.take("--host")?.ok_or_else(|| anyhow!("--host is required (the router's address)"))?;
+    let hostname = args.take("--hostname")?.unwrap_or_else(|| "router7".to_owned());
+    let password_file = match args.take("--password-file")? {
+        Some(p) => PathBuf::from(p),
+        None => password::config_dir(&hostname)?.join("password"),
+    };
+    let password = std::fs::read_to_string(&password_file).with_context(|| {
+        format!("the router's password ({}; mkimage build keeps it there)", password_file.display())
+    })?;
+    let kexec = !args.take_flag("--no-kexec");
+    let trial_seconds = match args.take("--trial-seconds")? {
+        Some(s) => s.parse().ok().filter(|t| bootslot::api::TRIAL_SECONDS_RANGE.contains(t)).ok_or_else(|| {
+            let r = bootslot::api::TRIAL_SECONDS_RANGE;
+            anyhow!("--trial-seconds {s:?}: {}..={}", r.start(), r.end())
+        })?,
+        None => bootslot::api::DEFAULT_TRIAL_SECONDS,
+    };
+    let wait = match args.take("--wait")? {
+        Some(s) => s.parse().with_context(|| format!("--wait {s:?}"))?,
+        None => trial_seconds + 300,
+    };
+    let client = mkimage::update::Client::new(&host, password.lines().next().unwrap_or("").trim());
+    let opts = mkimage::update::Options {
+        kexec,
+        trial_seconds,
+        wait: std::time::Duration::from_secs(wait),
+        progress: Progress::stderr(),
+    };
+    Ok((client, opts, hostname))
+}
+
+fn report_outcome(outcome: &mkimage::update::Outcome) -> ExitCode {
+    println!("{outcome}");
+    match outcome {
+        mkimage::update::Outcome::Updated { .. } => ExitCode::SUCCESS,
+        mkimage::update::Outcome::RolledBack { .. } => ExitCode::from(EXIT_ROLLED_BACK),
+    }
+}
+
+fn update_cmd(mut args: Args) -> Result<ExitCode> {
+    let (client, opts, hostname) = update_options(&mut args)?;
+    let image = match args.take("--image")? {
+        Some(path) => {
+            args.finish()?;
+            mkimage::update::read_image(Path::new(&path))?
+        }
+        None => {
+            // Build first, with the build's own options (the same host name, so the same password).
+            let dir = std::env::temp_dir().join(format!("mkimage-update-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let out = dir.join("update.img");
+            let mut rest = std::mem::take(&mut args.rest);
+            rest.extend(["--out".to_owned(), out.display().to_string(), "--hostname".to_owned(), hostname]);
+            let built = build(Args { rest }).and_then(|()| Ok(mkimage::update::read_image(&out)?));
+            let _ = std::fs::remove_dir_all(&dir);
+            built?
+        }
+    };
+    eprintln!(
+        "mkimage: image {} (slot {} of it): root {} bytes, kernel {} bytes",
+        image.version,
+        image.slot,
+        image.root.len(),
+        image.kernel.len()
+    );
+    Ok(report_outcome(&mkimage::update::update(&client, &image, &opts)?))
+}
+
+fn rollback_cmd(mut args: Args) -> Result<ExitCode> {
+    let (client, opts, _) = update_options(&mut args)?;
+    args.finish()?;
+    Ok(report_outcome(&mkimage::update::rollback(&client, &opts)?))
+}
+
 fn main() -> ExitCode {
     let mut all: Vec<String> = std::env::args().skip(1).collect();
     if all.is_empty() || all.iter().any(|a| a == "--help" || a == "-h") {
@@ -314,13 +410,15 @@ fn main() -> ExitCode {
     let command = all.remove(0);
     let args = Args { rest: all };
     let result = match command.as_str() {
-        "build" => build(args),
-        "run" => run(args),
-        "boot-once" => boot_once(args),
-        other => Err(anyhow!("unknown command {other:?} (build, run, boot-once; see --help)")),
+        "build" => build(args).map(|()| ExitCode::SUCCESS),
+        "run" => run(args).map(|()| ExitCode::SUCCESS),
+        "boot-once" => boot_once(args).map(|()| ExitCode::SUCCESS),
+        "update" => update_cmd(args),
+        "rollback" => rollback_cmd(args),
+        other => Err(anyhow!("unknown command {other:?} (build, run, boot-once, update, rollback; see --help)")),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("mkimage: {e:#}");
             ExitCode::FAILURE
