@@ -44,6 +44,10 @@ pub enum Request {
     Poweroff,
     /// Re-read the password and refresh the web listeners (like SIGHUP).
     Refresh,
+    /// Stop everything and reboot into the kernel loaded with kexec (an update's activation).
+    Kexec,
+    /// A line for init's log and the console (from a thread: the update worker).
+    Note(String),
 }
 
 /// Why a request was refused.
@@ -247,6 +251,9 @@ pub struct Overview {
     pub console_dropped_lines: u64,
     /// Every service.
     pub services: Vec<ServiceStatus>,
+    /// Both slots, the trial, the last update (issue 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<bootslot::api::UpdateStatus>,
 }
 
 /// Everything the threads share with the loop.
@@ -268,6 +275,8 @@ pub struct Shared {
     pub perm: PermInfo,
     /// The runtime folder (service sockets are in `<run>/router`).
     pub run_dir: PathBuf,
+    /// The update machinery, once started.
+    pub update: std::sync::OnceLock<Arc<crate::update::Updater>>,
     started: Instant,
     started_wall: SystemTime,
     view: Mutex<View>,
@@ -335,6 +344,7 @@ impl Shared {
             boot: init.boot,
             perm: init.perm,
             run_dir: init.run_dir,
+            update: std::sync::OnceLock::new(),
             started,
             started_wall: runtime::clock::wall_now(),
             view: Mutex::new(View::default()),
@@ -363,6 +373,12 @@ impl Shared {
     #[must_use]
     pub fn started_wall(&self) -> SystemTime {
         self.started_wall
+    }
+
+    /// Queues a line for init's log, also during a shutdown.
+    pub fn note(&self, text: String) {
+        lock(&self.requests).push(Request::Note(text));
+        self.waker.wake();
     }
 
     /// Queues a request for the loop, refusing what it would refuse.
@@ -489,6 +505,7 @@ impl Shared {
             orphans_reaped: self.counters.orphans_reaped.load(Ordering::Relaxed),
             console_dropped_lines: self.counters.console_dropped.load(Ordering::Relaxed),
             services: self.services(ask_services),
+            update: self.update.get().map(|u| u.status()),
         }
     }
 
@@ -572,28 +589,6 @@ impl Shared {
     }
 }
 
-/// The version shown in status and on the console, from the text of
-/// `/etc/router/version`: mkimage writes `{"version": …, "build_time": …}`
-/// (README's Files table), shown as `<version> (built <build_time>)`; any
-/// other text gives its first line. `None` for an empty file.
-#[must_use]
-pub fn version_line(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct VersionFile {
-        version: String,
-        build_time: Option<String>,
-    }
-    if let Ok(v) = serde_json::from_str::<VersionFile>(text) {
-        let version = v.version.trim();
-        return match v.build_time.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            _ if version.is_empty() => None,
-            Some(t) => Some(format!("{version} (built {t})")),
-            None => Some(version.to_owned()),
-        };
-    }
-    text.lines().next().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned)
-}
-
 /// A service's `/v1/status`, or why not.
 pub fn ask_status(socket: &std::path::Path) -> Result<Value, String> {
     let r = runtime::unix_http::request(socket, "GET", "/v1/status", b"", SERVICE_STATUS_TIMEOUT)
@@ -614,19 +609,6 @@ mod tests {
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(wall_of(now - Duration::from_secs(10), now, wall), Timestamp { secs: 999_990, nanos: 0 });
         assert_eq!(wall_of(now + Duration::from_secs(5), now, wall), Timestamp { secs: 1_000_005, nanos: 0 });
-    }
-
-    /// mkimage writes the version file as pretty JSON; its first line is
-    /// `{`, which init showed as its version until it read the JSON.
-    #[test]
-    fn version_comes_from_mkimages_json_or_the_first_line() {
-        let json = "{\n  \"version\": \"0.1.0+g1234abc\",\n  \"build_time\": \"2025-11-24T16:00:00Z\"\n}\n";
-        assert_eq!(version_line(json).as_deref(), Some("0.1.0+g1234abc (built 2025-11-24T16:00:00Z)"));
-        assert_eq!(version_line(r#"{"version":"1.2"}"#).as_deref(), Some("1.2"));
-        assert_eq!(version_line("0.1.0 2025-11-24\nmore\n").as_deref(), Some("0.1.0 2025-11-24"));
-        assert_eq!(version_line(r#"{"version":""}"#), None);
-        assert_eq!(version_line("\n"), None);
-        assert_eq!(version_line(""), None);
     }
 
     #[test]

@@ -80,9 +80,12 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
             cfg.perm.join("router/password")
         }
     };
+    // mkimage writes {"version","build_time"} (pretty-printed JSON); older
+    // images a plain line.
     let version = std::fs::read_to_string(&cfg.version_file)
         .ok()
-        .and_then(|t| crate::status::version_line(&t))
+        .map(|t| bootslot::api::ImageVersion::parse(&t).to_string())
+        .filter(|l| !l.is_empty())
         .unwrap_or_else(|| "unknown version".into());
 
     let logs = Arc::new(LogStore::new());
@@ -125,6 +128,24 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
         if persistent { "Mounted" } else { "Temporary" },
         &facts.perm.detail,
     );
+    let update_setup = crate::update::Setup {
+        dir: cfg.perm.join("init"),
+        cmdline: crate::cmdline::KernelCmdline {
+            root: facts.boot.root.clone(),
+            slot: facts.boot.slot,
+            trial: facts.boot.trial,
+            ignored: Vec::new(),
+        },
+        version_file: cfg.version_file.clone(),
+        hostname: facts.hostname.clone(),
+        mode: cfg.mode,
+        devices: if cfg.mode == Mode::Pid1 {
+            crate::update::Devices::from_root(facts.boot.root.as_deref(), Path::new("/sys"), Path::new("/dev"))
+        } else {
+            crate::update::Devices::from_options(&cfg.update)
+        },
+    };
+    crate::update::Updater::start(update_setup, Arc::clone(&shared), control.clone());
     let socket = runtime::control::socket_path(&cfg.run, "init");
     control.serve_with(&socket, Some(crate::control_api::extension(control.clone(), Arc::clone(&shared))))?;
     ev.attach_control(control.clone());
@@ -212,6 +233,7 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
         pool: Some(pool),
         listener_errors: BTreeMap::new(),
         watchdog,
+        watchdog_withheld: false,
         shutdown: None,
         manifest_error,
         dirty: true,

@@ -2,8 +2,9 @@
 //! `AF_PACKET` sockets (`sockaddr_ll`, `SO_ATTACH_FILTER`), `SO_BINDTODEVICE`,
 //! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs` (addresses, and links with
 //! their flags and counters), `recvmmsg`, IPv6 ancillary data (`IPV6_PKTINFO`,
-//! `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; and the one
-//! `unsafe` std call a supervisor needs, `CommandExt::pre_exec` ([`set_child_setup`]).
+//! `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; `kexec_file_load`
+//! (init's updates); and the one `unsafe` std call a supervisor needs, `CommandExt::pre_exec`
+//! ([`set_child_setup`]).
 //!
 //! rustix lists `sigprocmask`, `sigaction` and `signalfd` as not implemented
 //! (`rustix/src/not_implemented.rs`) and has no `sockaddr_ll`, so these go through `libc`.
@@ -767,6 +768,55 @@ pub fn send_ipv6(
     cvt_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, 0) })
 }
 
+/// `kexec_file_load(2)` flag: no initramfs (`KEXEC_FILE_NO_INITRAMFS`).
+const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 0x4;
+/// `kexec_file_load(2)` flag: unload what is loaded (`KEXEC_FILE_UNLOAD`).
+const KEXEC_FILE_UNLOAD: libc::c_ulong = 0x1;
+
+/// `kexec_file_load(2)`: loads the kernel image open at `kernel` (a bzImage)
+/// with `cmdline` and no initramfs, for a later
+/// `reboot(LINUX_REBOOT_CMD_KEXEC)`. The kernel parses and checks the image
+/// itself: `ENOEXEC`/`EINVAL` mean a bad image, `ENOSYS` a kernel without
+/// `CONFIG_KEXEC_FILE`, `EPERM` a missing `CAP_SYS_BOOT` (or lockdown).
+/// rustix has no wrapper for it.
+pub fn kexec_file_load(kernel: BorrowedFd<'_>, cmdline: &str) -> io::Result<()> {
+    let line = std::ffi::CString::new(cmdline)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "kernel command line contains a NUL byte"))?;
+    // The length counts the terminating NUL (the kernel checks it is there).
+    let len = line.as_bytes_with_nul().len();
+    // SAFETY: raw syscall with: a borrowed, open descriptor; initrd_fd -1, which
+    // KEXEC_FILE_NO_INITRAMFS tells the kernel to ignore; a pointer to `len`
+    // bytes of a NUL-terminated string that outlives the call; plain flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_file_load,
+            kernel.as_raw_fd(),
+            -1 as libc::c_int,
+            len as libc::c_ulong,
+            line.as_ptr(),
+            KEXEC_FILE_NO_INITRAMFS,
+        )
+    };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Unloads a kernel loaded with [`kexec_file_load`] (`KEXEC_FILE_UNLOAD`).
+pub fn kexec_file_unload() -> io::Result<()> {
+    // SAFETY: raw syscall with KEXEC_FILE_UNLOAD, which ignores the descriptors
+    // (-1) and the command line (length 0, null pointer).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_file_load,
+            -1 as libc::c_int,
+            -1 as libc::c_int,
+            0 as libc::c_ulong,
+            std::ptr::null::<libc::c_char>(),
+            KEXEC_FILE_UNLOAD,
+        )
+    };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -881,6 +931,21 @@ mod tests {
         let sock = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None).unwrap();
         assert!(interface_mtu(sock.as_fd(), "lo").unwrap() >= 1280);
         assert!(interface_mtu(sock.as_fd(), "does-not-exist0").is_err());
+    }
+
+    #[test]
+    fn kexec_file_load_refuses_what_is_not_a_kernel() {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("runtime-kexec-{}", std::process::id()));
+        std::fs::File::create(&path).unwrap().write_all(&[0x5a; 4096]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let err = kexec_file_load(file.as_fd(), "console=ttyS0").unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        // Root on a kernel with KEXEC_FILE: ENOEXEC (no loader takes it); without
+        // the capability or under a seccomp filter: EPERM; a kernel without it: ENOSYS.
+        let errno = err.raw_os_error().unwrap();
+        assert!([libc::ENOEXEC, libc::EPERM, libc::ENOSYS].contains(&errno), "unexpected {err}");
+        assert_eq!(kexec_file_load(file.as_fd(), "a\0b").unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 }
 
