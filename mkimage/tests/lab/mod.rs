@@ -14,7 +14,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -448,10 +448,10 @@ pub fn http_status(ns: &Netns, addr: Ipv4Addr, auth: Option<(&str, &str)>) -> Re
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-        let mut head = [0u8; 64];
-        let n = s.read(&mut head).map_err(|e| format!("read from {to}: {e}"))?;
-        let text = String::from_utf8_lossy(&head[..n]);
-        text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not HTTP: {text:?}"))
+        // The status line, however the server's writes split it.
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).map_err(|e| format!("read from {to}: {e}"))?;
+        line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not HTTP: {line:?}"))
     })
 }
 
