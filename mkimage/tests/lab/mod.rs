@@ -115,7 +115,8 @@ impl Isp {
         ns.sysctl("net.ipv6.conf.all.forwarding", "1");
         ns.addr(iface, &format!("{ISP_ADDR}/24"));
         ns.ip(&["addr", "add", &format!("{WWW_ADDR}/24"), "dev", iface]);
-        ns.ip(&["-6", "addr", "add", ISP_ADDR6, "dev", iface]);
+        // nodad: the servers below bind it at once, and a tentative address refuses bind(2).
+        ns.ip(&["-6", "addr", "add", ISP_ADDR6, "dev", iface, "nodad"]);
         ns.wait_for_link_local(iface);
         let dir = TempDir::new("isp");
         let log = dir.path().join("dnsmasq.log");
