@@ -453,6 +453,14 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
         panic!("the base image never got healthy, so nothing can be updated (do its services run?): {e}")
     });
     eprintln!("e2e: base image healthy; client {}; {seen}", lease.addr);
+    // As an ISP's router does once it has delegated a prefix (kea only hands
+    // it out): without this route diagd's tcp6 check from lan0 fails after a
+    // reboot, and a trial that demands diagd Healthy (when it was so at the
+    // activation) could never commit.
+    match lab::wait_for(Duration::from_secs(60), || router.isp.delegated_prefix()) {
+        Some(p) => router.isp.route_delegated(&p, lab::eui64_link_local(mkimage::qemu::UPLINK_MAC)),
+        None => eprintln!("e2e: kea delegated no prefix within 60 s; no route for it"),
+    }
     // The probe: DNS through dnsd when it is in the image, else TCP through
     // NAT, else a ping: the strongest one that works on the base image.
     let mut kinds = vec![ProbeKind::Tcp, ProbeKind::Ping];
