@@ -354,33 +354,36 @@ fn firmware_boot(lines: &[String]) -> bool {
 /// activation `t0`. Console times are when a line reached the host: userland
 /// lines written while init is busy starting services may lag behind.
 fn breakdown(serial: &common::Serial, from: usize, t0: Instant, prober: &Prober) -> String {
-    const MILESTONES: &[(&str, &str)] = &[
-        ("activating slot", "activation logged"),
-        ("shutting down for", "stopping services"),
-        ("every service stopped", "services stopped"),
-        ("init: rebooting", "sync+unmount done, reboot(2)"),
-        ("kexec_core: Starting new kernel", "kexec jump"),
-        ("SeaBIOS", "firmware (SeaBIOS)"),
-        ("SYSLINUX", "boot loader (syslinux)"),
-        ("Linux version", "new kernel's first line"),
-        ("Run /init as init process", "kernel runs /init"),
-        ("init: router7 PID 1 starting", "init starting"),
-        ("router7 init,", "init's loop (services started)"),
-        ("added address 192.168.42.1/24 to lan0", "netconfigd: lan0 address"),
-        ("netconfigd: info: applied in", "netconfigd applied"),
-        ("dnsd: info: listening on udp 192.168.42.1:53", "dnsd listening on lan0"),
-        ("dhcp4: info: renewed", "dhcp4 bound (renewed)"),
-        ("dhcp4: info: bound", "dhcp4 bound"),
-        ("dhcp4d: info: listening on lan0", "dhcp4d serving lan0"),
+    // (needle, what, whether it is the new system's: searched from its kernel's first line on).
+    const MILESTONES: &[(&str, &str, bool)] = &[
+        ("activating slot", "activation logged", false),
+        ("shutting down for", "stopping services", false),
+        ("every service stopped", "services stopped", false),
+        ("init: rebooting", "sync+unmount done, reboot(2)", false),
+        ("kexec_core: Starting new kernel", "kexec jump", false),
+        ("SeaBIOS", "firmware (SeaBIOS)", false),
+        ("SYSLINUX", "boot loader (syslinux)", false),
+        ("Linux version", "new kernel's first line", false),
+        ("Run /init as init process", "kernel runs /init", true),
+        ("init: router7 PID 1 starting", "init starting", true),
+        ("router7 init,", "init's loop (services started)", true),
+        ("added address 192.168.42.1/24 to lan0", "netconfigd: lan0 address", true),
+        ("netconfigd: info: applied in", "netconfigd applied", true),
+        ("dnsd: info: listening on udp 192.168.42.1:53", "dnsd listening on lan0", true),
+        ("dhcp4: info: renewed", "dhcp4 bound (renewed)", true),
+        ("dhcp4: info: bound", "dhcp4 bound", true),
+        ("dhcp4d: info: listening on lan0", "dhcp4d serving lan0", true),
     ];
     let lines = serial.since_timed(from);
     let secs = |t: Instant| {
         if t >= t0 { (t - t0).as_secs_f64() } else { -(t0 - t).as_secs_f64() }
     };
+    let booted = lines.iter().position(|(_, l)| l.contains("Linux version"));
     let mut marks: Vec<(f64, String)> = MILESTONES
         .iter()
-        .filter_map(|(needle, what)| {
-            lines.iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| (secs(*t), (*what).to_owned()))
+        .filter_map(|(needle, what, new_system)| {
+            let skip = if *new_system { booted? } else { 0 };
+            lines.iter().skip(skip).find(|(_, l)| l.contains(needle)).map(|(t, _)| (secs(*t), (*what).to_owned()))
         })
         .collect();
     if let Some((last, miss, back)) = prober.outage(t0) {
