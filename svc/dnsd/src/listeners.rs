@@ -144,29 +144,22 @@ impl Batch {
     }
 }
 
-/// Sends `answers[i]` to `peers[i]`: one `sendto` for one answer (no
-/// allocation), one `sendmmsg` for more; returns how many went.
+/// Sends `answers[i]` to `peers[i]`: one `sendto` for one answer, one
+/// `sendmmsg` for more (neither allocates); returns how many went.
 fn send_batch(socket: &UdpSocket, answers: &[Vec<u8>], peers: &[SocketAddr]) -> usize {
-    use rustix::net::addr::SocketAddrArg;
-    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
     if let ([answer], [peer]) = (answers, peers) {
         return usize::from(socket.send_to(answer, *peer).is_ok());
     }
-    let addrs: Vec<rustix::net::SocketAddrAny> = peers.iter().map(SocketAddrArg::as_any).collect();
-    let iovs: Vec<[io::IoSlice<'_>; 1]> = answers.iter().map(|a| [io::IoSlice::new(a)]).collect();
-    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
-        peers.iter().map(|_| SendAncillaryBuffer::default()).collect();
-    let mut msgs: Vec<MMsgHdr<'_>> = addrs
-        .iter()
-        .zip(&iovs)
-        .zip(controls.iter_mut())
-        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
-        .collect();
-    let mut sent = 0;
-    while sent < msgs.len() {
-        match rustix::net::sendmmsg(socket, &mut msgs[sent..], SendFlags::DONTWAIT) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => sent += n,
+    let (mut next, mut sent) = (0, 0);
+    while next < answers.len() {
+        match runtime::sys::send_datagrams(socket.as_fd(), &answers[next..], &peers[next..]) {
+            Ok(0) => break,
+            Ok(n) => (next, sent) = (next + n, sent + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The socket's buffer is full: the rest are lost.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // This one's destination cannot be reached: skip it.
+            Err(_) => next += 1,
         }
     }
     sent
@@ -240,5 +233,29 @@ pub fn serve_udp(
         if handled >= limit {
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_answers_goes_out_and_an_unreachable_peer_costs_only_its_own() {
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // An IPv4 socket cannot send to an IPv6 address: that one fails alone.
+        let nowhere: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
+        let answers = vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()];
+        let peers = [a.local_addr().unwrap(), nowhere, b.local_addr().unwrap()];
+        assert_eq!(send_batch(&socket, &answers, &peers), 2);
+        let mut buf = [0u8; 8];
+        let n = a.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"one");
+        let n = b.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"three");
+        assert_eq!(send_batch(&socket, &answers[..1], &peers[..1]), 1, "one answer: one sendto");
+        assert_eq!(send_batch(&socket, &answers[1..2], &peers[1..2]), 0);
     }
 }
