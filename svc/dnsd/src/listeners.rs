@@ -31,7 +31,7 @@ pub struct UdpListener {
     pub addr: SocketAddr,
     /// The socket.
     pub socket: UdpSocket,
-    /// Not waking the loop: read by the moderation timer.
+    /// Out of the poll set: read by the moderation timer ([`mute`]).
     pub muted: bool,
 }
 
@@ -165,13 +165,25 @@ fn send_batch(socket: &UdpSocket, answers: &[Vec<u8>], peers: &[SocketAddr]) -> 
     sent
 }
 
-/// While moderating, a drained listener stops waking the loop (it is
-/// registered for writability only, which fires once); the timer reads it.
-fn mute(registry: &Registry, l: &mut UdpListener, moderate: bool) {
+/// While moderating, a drained listener stops waking the loop: it leaves the
+/// poll set altogether and the moderation timer reads it. (Registered for
+/// writability instead, as before, it still woke the loop: a UDP socket is
+/// writable again each time the kernel frees a datagram it sent, which on a
+/// NIC is at every transmit completion, and over a veth right inside our own
+/// `sendmmsg`, so each timer read cost a second turn of the loop.)
+pub fn mute(registry: &Registry, l: &mut UdpListener, moderate: bool) {
     if moderate && !l.muted {
-        let t = crate::shell::udp_token(l.id);
-        l.muted = registry.reregister(&mut l.socket, t, Interest::WRITABLE).is_ok();
+        l.muted = registry.deregister(&mut l.socket).is_ok();
     }
+}
+
+/// Puts a muted listener back in the poll set, readable: datagrams already
+/// queued are reported at once. False when that failed (it stays muted).
+pub fn unmute(registry: &Registry, l: &mut UdpListener, token: Token) -> bool {
+    if l.muted {
+        l.muted = registry.register(&mut l.socket, token, Interest::READABLE).is_err();
+    }
+    !l.muted
 }
 
 /// Answers what waits on `l`, up to `limit` datagrams; returns true when it
@@ -257,5 +269,41 @@ mod tests {
         assert_eq!(&buf[..n], b"three");
         assert_eq!(send_batch(&socket, &answers[..1], &peers[..1]), 1, "one answer: one sendto");
         assert_eq!(send_batch(&socket, &answers[1..2], &peers[1..2]), 0);
+    }
+
+    /// The tokens of the events `poll` has right now.
+    fn events(poll: &mut mio::Poll) -> Vec<Token> {
+        let mut events = mio::Events::with_capacity(8);
+        poll.poll(&mut events, Some(std::time::Duration::ZERO)).unwrap();
+        events.iter().map(mio::event::Event::token).collect()
+    }
+
+    #[test]
+    fn a_muted_listener_wakes_nobody_until_it_is_unmuted() {
+        let mut poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        let t = crate::shell::udp_token(1);
+        let mut socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        registry.register(&mut socket, t, Interest::READABLE).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut l = UdpListener { id: 1, addr, socket, muted: false };
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+
+        mute(&registry, &mut l, false);
+        assert!(!l.muted, "not while moderation is off");
+        mute(&registry, &mut l, true);
+        assert!(l.muted);
+        // What woke the loop before: answers sent (the socket becomes writable
+        // again as the kernel frees them) and queries arriving.
+        for _ in 0..4 {
+            l.socket.send_to(b"answer", client.local_addr().unwrap()).unwrap();
+            client.send_to(b"query", addr).unwrap();
+        }
+        assert_eq!(events(&mut poll), [], "muted: no event of any kind");
+
+        assert!(unmute(&registry, &mut l, t));
+        assert!(!l.muted);
+        assert_eq!(events(&mut poll), [t], "the queued queries are reported at once");
+        assert!(unmute(&registry, &mut l, t), "unmuting an unmuted listener changes nothing");
     }
 }
