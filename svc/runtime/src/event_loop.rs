@@ -209,7 +209,12 @@ pub struct EventLoop {
     control: Option<Control>,
     stop: Option<i32>,
     again: Vec<Token>,
+    release_at: Option<Instant>,
 }
+
+/// How long after the loop is made the executable's pages are handed back
+/// ([`crate::pages`]): start-up is over by then.
+pub const RELEASE_PAGES_AFTER: Duration = Duration::from_secs(15);
 
 impl EventLoop {
     /// The usual service loop: SIGUSR1, SIGUSR2, SIGTERM, SIGINT and SIGHUP.
@@ -234,6 +239,7 @@ impl EventLoop {
             control: None,
             stop: None,
             again: Vec::new(),
+            release_at: Some(crate::clock::now() + RELEASE_PAGES_AFTER),
         })
     }
 
@@ -267,6 +273,13 @@ impl EventLoop {
                 return Ok(code);
             }
             let now = crate::clock::now();
+            if self.release_at.is_some_and(|at| at <= now) {
+                self.release_at = None;
+                match crate::pages::release_executable() {
+                    Ok(bytes) => crate::log_debug!("released {} KiB of start-up code", bytes / 1024),
+                    Err(e) => crate::log_debug!("cannot release start-up code: {e}"),
+                }
+            }
             self.fire_due(handler, now);
             if let Some(code) = self.stop {
                 return Ok(code);
@@ -274,7 +287,8 @@ impl EventLoop {
             let timeout = if !self.again.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                let next = [self.timers.next_deadline(), handler.poll_at()].into_iter().flatten().min();
+                let next =
+                    [self.timers.next_deadline(), handler.poll_at(), self.release_at].into_iter().flatten().min();
                 next.map(|at| at.saturating_duration_since(crate::clock::now()))
             };
             match self.poll.poll(&mut self.events, timeout) {

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod netif;
 pub mod notify;
 pub mod packet;
+pub mod pages;
 pub mod pcap;
 pub mod perm;
 pub mod service;

@@ -1104,6 +1104,39 @@ pub fn send_datagrams<B: AsRef<[u8]>>(
     usize::try_from(sent).map(|s| s.min(n)).map_err(|_| io::Error::last_os_error())
 }
 
+/// `madvise(2)` on a range of our own address space that a caller read from
+/// `/proc/self/smaps`. `MADV_RANDOM` and `MADV_PAGEOUT` are advice only;
+/// `MADV_DONTNEED` unmaps the range's pages, so the caller gives it only
+/// file-backed ranges without a private (copied-on-write) page, whose
+/// contents the file still holds.
+///
+/// # Errors
+/// From the kernel, e.g. `ENOSYS` without `CONFIG_ADVISE_SYSCALLS`.
+pub fn advise(start: usize, len: usize, advice: Advice) -> io::Result<()> {
+    let advice = match advice {
+        Advice::Random => libc::MADV_RANDOM,
+        Advice::PageOut => libc::MADV_PAGEOUT,
+        Advice::DontNeed => libc::MADV_DONTNEED,
+    };
+    // SAFETY: a mapped range of ours; no advice here discards data the file
+    // does not hold (see above), and no Rust reference changes meaning.
+    if unsafe { libc::madvise(start as *mut libc::c_void, len, advice) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The advice [`advise`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advice {
+    /// Access will be random: no read-ahead for this range.
+    Random,
+    /// Reclaim these pages now (they come back on the next touch).
+    PageOut,
+    /// Unmap these pages (a file mapping refaults them from the file).
+    DontNeed,
+}
+
 #[cfg(test)]
 mod datagram_tests {
     use super::*;
