@@ -215,7 +215,7 @@ impl ListenerPool {
     }
 
     fn start(&self, addr: SocketAddr) -> io::Result<Arc<tiny_http::Server>> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = bind_freely(addr)?;
         let server = Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
         let serving = Arc::clone(&server);
         let handler = Arc::clone(&self.handler);
@@ -226,6 +226,30 @@ impl ListenerPool {
         })?;
         Ok(server)
     }
+}
+
+/// A TCP listener on `addr` with `IP_FREEBIND`/`IPV6_FREEBIND`: the bind
+/// succeeds while the address is still tentative (IPv6 duplicate address
+/// detection holds a new address back for about a second, and the SIGUSR1
+/// that announces it comes right away), and the listener serves as soon as
+/// the kernel takes the address. Without it, a new LAN address was not
+/// listened on until the next change of addresses. Only addresses that
+/// [`crate::netif::private_addrs`] found are ever bound.
+fn bind_freely(addr: SocketAddr) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    if addr.is_ipv4() {
+        sockopt::set_ip_freebind(&fd, true)?;
+    } else {
+        sockopt::set_ipv6_freebind(&fd, true)?;
+        // Like std: an IPv6 listener is never also an IPv4 one.
+        sockopt::set_ipv6_v6only(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 128)?;
+    Ok(TcpListener::from(fd))
 }
 
 impl Drop for ListenerPool {
@@ -299,5 +323,23 @@ mod tests {
         assert!(pool.local_addrs().is_empty());
         std::thread::sleep(Duration::from_millis(100));
         assert!(get(addrs[0]).is_err(), "a vanished address is no longer served");
+    }
+
+    /// A LAN address announced by SIGUSR1 is often still tentative (IPv6
+    /// DAD): binding it must not fail, or it is not listened on until the
+    /// next change (seen on the image: `/metrics on [2001:db8:8000::1]:8068:
+    /// Cannot assign requested address`). Documentation addresses stand in
+    /// for addresses not yet usable; nothing here configures them.
+    #[test]
+    fn pool_binds_addresses_that_are_not_usable_yet() {
+        let handler: RequestHandler = Arc::new(|req| respond(req, 200, "text/plain", "hi\n".into()));
+        let mut pool = ListenerPool::new(0, handler);
+        let v4: IpAddr = "192.0.2.77".parse().unwrap();
+        let v6: IpAddr = "2001:db8:7237::77".parse().unwrap();
+        let errors = pool.update(&[(v4, 0), (v6, 0)]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut got: Vec<IpAddr> = pool.local_addrs().iter().map(SocketAddr::ip).collect();
+        got.sort();
+        assert_eq!(got, [v4, v6]);
     }
 }
