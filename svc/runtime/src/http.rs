@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::httpd;
+
 /// A response header. Our names and values are ASCII; a value that is not (from
 /// data) is replaced by an empty `X-Invalid-Header` rather than failing the response.
 #[must_use]
@@ -260,6 +262,146 @@ impl Drop for ListenerPool {
     }
 }
 
+/// Splits `path?query` and decodes the query's `key=value` pairs.
+#[must_use]
+pub fn split_query(url: &str) -> (&str, Vec<(String, String)>) {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let pairs = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    (path, pairs)
+}
+
+/// A response of `content_type` that no cache keeps (every page of ours
+/// shows live state).
+#[must_use]
+pub fn reply(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> httpd::Response {
+    httpd::Response::with_body(status, content_type, body).with_header("Cache-Control", "no-store")
+}
+
+/// Indented JSON that no cache keeps.
+#[must_use]
+pub fn reply_json(status: u16, body: &Value) -> httpd::Response {
+    httpd::Response::json_pretty(status, body).with_header("Cache-Control", "no-store")
+}
+
+/// Plain text that no cache keeps (a newline is added when missing).
+#[must_use]
+pub fn reply_text(status: u16, text: &str) -> httpd::Response {
+    httpd::Response::text(status, text).with_header("Cache-Control", "no-store")
+}
+
+/// 405 with the methods that are allowed.
+#[must_use]
+pub fn method_not_allowed(allow: &str) -> httpd::Response {
+    reply_text(405, "method not allowed").with_header("Allow", allow)
+}
+
+impl BasicAuth {
+    /// Whether `request` carries the right credentials.
+    #[must_use]
+    pub fn authorizes(&self, request: &httpd::Request) -> bool {
+        self.check_header(request.header("Authorization"))
+    }
+
+    /// 401 with a challenge.
+    #[must_use]
+    pub fn challenge_response() -> httpd::Response {
+        httpd::Response::text(401, "authentication required").with_header("WWW-Authenticate", "Basic realm=\"router7\"")
+    }
+}
+
+/// One listener per private address on the process's [`httpd::Server`],
+/// kept in step with the addresses (router7's multilisten): new addresses
+/// get a listener, vanished ones are closed. Never a wildcard address.
+pub struct ListenerSet {
+    server: httpd::Server,
+    port: u16,
+    handler: httpd::Handler,
+    limits: httpd::Limits,
+    /// Wanted address → the listener and the address it actually has.
+    listeners: BTreeMap<SocketAddr, (httpd::ListenerId, SocketAddr)>,
+}
+
+impl std::fmt::Debug for ListenerSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSet").field("port", &self.port).field("addrs", &self.listeners.keys()).finish()
+    }
+}
+
+impl ListenerSet {
+    /// A set for `port` (nothing listens until [`ListenerSet::update`]),
+    /// served by `server` with `handler`.
+    #[must_use]
+    pub fn new(server: &httpd::Server, port: u16, handler: httpd::Handler) -> Self {
+        Self::with_limits(server, port, handler, httpd::Limits::default())
+    }
+
+    /// Like [`ListenerSet::new`] with other limits.
+    #[must_use]
+    pub fn with_limits(server: &httpd::Server, port: u16, handler: httpd::Handler, limits: httpd::Limits) -> Self {
+        Self { server: server.clone(), port, handler, limits, listeners: BTreeMap::new() }
+    }
+
+    /// Listens on exactly `addrs` (`(address, interface index)`; the index is the
+    /// scope of link-local IPv6 addresses). Returns the errors of addresses that
+    /// could not be bound; those are retried on the next update.
+    pub fn update(&mut self, addrs: &[(IpAddr, u32)]) -> Vec<(SocketAddr, io::Error)> {
+        let wanted: Vec<SocketAddr> = addrs
+            .iter()
+            .map(|&(ip, scope)| match ip {
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                    SocketAddr::V6(SocketAddrV6::new(v6, self.port, 0, scope))
+                }
+                _ => SocketAddr::new(ip, self.port),
+            })
+            .collect();
+        let gone: Vec<SocketAddr> = self.listeners.keys().filter(|a| !wanted.contains(a)).copied().collect();
+        for addr in gone {
+            if let Some((id, _)) = self.listeners.remove(&addr) {
+                self.server.close(id);
+            }
+        }
+        let mut errors = Vec::new();
+        for addr in wanted {
+            if self.listeners.contains_key(&addr) {
+                continue;
+            }
+            let started = bind_freely(addr).and_then(|l| {
+                let local = l.local_addr()?;
+                let id = self.server.listen_tcp(l, Arc::clone(&self.handler), self.limits)?;
+                Ok((id, local))
+            });
+            match started {
+                Ok(entry) => {
+                    self.listeners.insert(addr, entry);
+                }
+                Err(e) => errors.push((addr, e)),
+            }
+        }
+        errors
+    }
+
+    /// The addresses listened on (with the actual port when the set's port is 0).
+    #[must_use]
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.values().map(|(_, local)| *local).collect()
+    }
+}
+
+impl Drop for ListenerSet {
+    fn drop(&mut self) {
+        for (id, _) in self.listeners.values() {
+            self.server.close(*id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +483,58 @@ mod tests {
         let mut got: Vec<IpAddr> = pool.local_addrs().iter().map(SocketAddr::ip).collect();
         got.sort();
         assert_eq!(got, [v4, v6]);
+    }
+    fn answer_hi() -> httpd::Handler {
+        Arc::new(|r: &httpd::Request| reply(200, "text/plain", format!("hi {}\n", r.path())).into())
+    }
+
+    #[test]
+    fn listener_set_follows_the_address_set() {
+        let server = httpd::Server::new().unwrap();
+        let mut set = ListenerSet::new(&server, 0, answer_hi());
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lo2: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(set.update(&[(lo, 1)]).is_empty());
+        let first = set.local_addrs();
+        assert_eq!(first.len(), 1);
+        assert!(get(first[0]).unwrap().ends_with("hi /x\n"));
+        // Same set again: the listener stays (same port).
+        assert!(set.update(&[(lo, 1), (lo2, 1)]).is_empty());
+        let both = set.local_addrs();
+        assert_eq!(both.len(), 2);
+        assert!(both.contains(&first[0]));
+        for a in &both {
+            assert!(get(*a).unwrap().contains("Cache-Control: no-store"), "{a}");
+        }
+        set.update(&[(lo2, 1)]);
+        assert!(get(first[0]).is_err(), "a vanished address is no longer served, at once");
+        drop(set);
+        assert!(both.iter().all(|a| get(*a).is_err()), "dropping the set closes its listeners");
+    }
+
+    #[test]
+    fn listener_set_binds_addresses_that_are_not_usable_yet() {
+        let server = httpd::Server::new().unwrap();
+        let mut set = ListenerSet::new(&server, 0, answer_hi());
+        let v4: IpAddr = "192.0.2.77".parse().unwrap();
+        let v6: IpAddr = "2001:db8:7237::77".parse().unwrap();
+        let errors = set.update(&[(v4, 0), (v6, 0)]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut got: Vec<IpAddr> = set.local_addrs().iter().map(SocketAddr::ip).collect();
+        got.sort();
+        assert_eq!(got, [v4, v6]);
+    }
+
+    #[test]
+    fn basic_auth_checks_requests_and_challenges() {
+        let auth = BasicAuth::new("pw");
+        let with = |h: &str| {
+            httpd::Request::parse(format!("GET / HTTP/1.1\r\n{h}\r\n\r\n").as_bytes(), httpd::Peer::Unix).unwrap()
+        };
+        let good = format!("Authorization: Basic {}", crate::base64::encode(b"router:pw"));
+        assert!(auth.authorizes(&with(&good)));
+        assert!(!auth.authorizes(&with("X: y")));
+        let c = BasicAuth::challenge_response();
+        assert_eq!((c.status(), c.header("WWW-Authenticate")), (401, Some("Basic realm=\"router7\"")));
     }
 }
