@@ -102,15 +102,16 @@ impl Conn {
     pub(crate) fn new(socket: Socket, peer: Peer, request: &Request, pending: Vec<u8>) -> io::Result<Self> {
         socket.set_nonblocking(false)?;
         socket.set_timeouts(Some(STREAM_TIMEOUT), Some(STREAM_TIMEOUT))?;
-        let (body, continue_due) = if request.body_read() {
-            (BodyLeft::Length(0), false)
+        let (pending, body, continue_due) = if request.body_read() {
+            // Read already: served from the request's copy.
+            (request.body().to_vec(), BodyLeft::Length(request.body().len() as u64), false)
         } else {
             let body = match request.framing() {
                 Framing::Chunked => BodyLeft::Chunked(Dechunker::new()),
                 Framing::Length(n) => BodyLeft::Length(n),
                 Framing::None => BodyLeft::Length(0),
             };
-            (body, request.expects_continue())
+            (pending, body, request.expects_continue())
         };
         Ok(Self {
             socket,
@@ -152,9 +153,9 @@ impl Conn {
         }
     }
 
-    /// The body not read before the handler ran (empty when
-    /// [`Request::body_read`]): exactly the request's body, de-chunked.
-    /// `Expect: 100-continue` is answered on the first read.
+    /// The request's whole body, de-chunked, whether the server read it
+    /// before the handler ran ([`Request::body_read`]) or it is still on the
+    /// connection. `Expect: 100-continue` is answered on the first read.
     pub fn body(&mut self) -> BodyReader<'_> {
         BodyReader { conn: self }
     }

@@ -334,6 +334,9 @@ fn a_stream_handler_reads_large_and_chunked_bodies() {
     let r = exchange(addr, chunked);
     assert!(r.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"), "{r}");
     assert!(r.ends_with("6 bytes, first Some(104), framed Chunked\n"), "{r}");
+    // A small body read before the handler reaches the stream handler too.
+    let r = exchange(addr, b"POST /upload HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    assert!(r.ends_with("3 bytes, first Some(97), framed Length(3)\n"), "{r}");
     let r = exchange(addr, b"POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     assert!(r.starts_with("HTTP/1.1 400 ") && r.contains("bad chunk size"), "{r}");
 }
