@@ -65,6 +65,7 @@ impl Base {
 /// Parses arguments and starts the shared parts.
 pub fn start(spec: &Spec, args: Args) -> Result<Base, Box<dyn Error>> {
     crate::log::set_debug(args.debug);
+    crate::sys::single_malloc_arena();
     let mut event_loop = EventLoop::new()?;
     let events_file = args.perm.join(spec.name).join("events.jsonl");
     let control = Control::new(spec.name, Some(events_file), event_loop.waker());
