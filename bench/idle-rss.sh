@@ -44,6 +44,7 @@ work=$(mktemp -d /tmp/r7b-idle.XXXXXX)
 chmod 755 "$work"
 unshare_pid=""
 cleanup() {
+  disown -a 2>/dev/null || true
   [ -n "$unshare_pid" ] && kill "$unshare_pid" 2>/dev/null || true
   for ns in $ns_rt $ns_isp $ns_lan; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
