@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `GET /v1/status` | the standard fields (`name`, `phase`, `since`, `conditions`) plus the overview: system facts and every service with its own `/v1/status` (or `status_error`) |
 //! | `GET /v1/services` | every service, without asking them |
+//! | `GET /v1/update` | both slots (version, build time, hashes), which is active, default and on trial, the last update |
 //! | `GET /v1/services/<name>` | one service, with its own status |
 //! | `GET /v1/services/<name>/logs?since=SEQ&limit=N&wait=SECONDS` | `{"lines":[{seq,time,stream,text}],"next","missed"}`, long-polling up to `wait` (≤ 60 s); `init` and `kernel` too |
 //! | `POST /v1/services/<name>/stop` · `restart` · `start` | 202 `{"accepted":true}`; 404 unknown service; 409 shutting down |
@@ -14,7 +15,9 @@
 //! | `POST /v1/commands/stop` | as PID 1: 409 (use `/v1/system/…`); otherwise a clean stop |
 //!
 //! Events: `init.service.started`, `init.service.restarted`, `init.service.exited`,
-//! `init.service.crashloop`, `init.shutdown`.
+//! `init.service.crashloop`, `init.shutdown`; updates: `init.update.uploaded`,
+//! `init.update.upload_failed`, `init.update.activated`, `init.update.committed`,
+//! `init.update.trial_failed`, `init.update.rolled_back`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +68,10 @@ pub fn extension(control: Control, shared: Arc<Shared>) -> Extension {
         match (segments.as_slice(), get, post) {
             (["v1", "status"], true, _) => respond(request, 200, &status(&control, &shared)),
             (["v1", "services"], true, _) => respond(request, 200, &json!({"services": shared.services(false)})),
+            (["v1", "update"], true, _) => match shared.update.get() {
+                Some(u) => respond(request, 200, &json!(u.status())),
+                None => respond(request, 503, &json!({"error": "updates are not started"})),
+            },
             (["v1", "services", name], true, _) => match shared.service(name) {
                 Some(s) => respond(request, 200, &json!(s)),
                 None => respond(request, 404, &json!({"error": format!("no service {name:?}")})),

@@ -7,9 +7,9 @@
 //! The library holds the testable parts: sans-IO cores ([`supervisor`],
 //! [`logs`], [`console`], [`cmdline`], [`rootdev`], [`mounts`] behind a seam,
 //! [`web`] routing, [`rescue`]'s prompt) and the shell that drives them
-//! ([`shell`], [`spawn`], [`control_api`]). It does not own updates, kexec or
-//! rollback (issue 11); the web routes and the boot facts (`router.slot`,
-//! `router.trial`) are where those will plug in.
+//! ([`shell`], [`spawn`], [`control_api`]). [`update`] owns updates: uploads
+//! into the inactive slot, activation through kexec or the firmware, the trial
+//! boot and its commit or automatic rollback (issue 11).
 #![forbid(unsafe_code)]
 
 pub mod cmdline;
@@ -28,4 +28,5 @@ pub mod spawn;
 pub mod status;
 pub mod supervisor;
 pub mod sysinfo;
+pub mod update;
 pub mod web;

@@ -49,6 +49,26 @@ const SPEC: Spec = Spec {
         },
         Opt { name: "log-file-bytes", value: Some("BYTES"), help: "cap of each persisted log file [default: 1048576]" },
         Opt {
+            name: "update-boot",
+            value: Some("DIR"),
+            help: "supervise-only: a folder standing in for the boot partition (updates)",
+        },
+        Opt {
+            name: "update-slot-a",
+            value: Some("FILE"),
+            help: "supervise-only: a file standing in for slot a's root",
+        },
+        Opt {
+            name: "update-slot-b",
+            value: Some("FILE"),
+            help: "supervise-only: a file standing in for slot b's root",
+        },
+        Opt {
+            name: "cmdline",
+            value: Some("FILE"),
+            help: "supervise-only: read the kernel command line (slot, trial) here [default: /proc/cmdline]",
+        },
+        Opt {
             name: "check-manifest",
             value: Some("FILE"),
             help: "validate a manifest, print the result and exit (for mkimage)",
@@ -100,6 +120,10 @@ fn parse_args(args: &runtime::cli::Args, mode: Mode) -> Result<Config, String> {
         rescue: console
             .filter(|_| pid1)
             .map(|console| init::rescue::RescueConfig { console, program: "/perm/init/rescue".into() }),
+        update: init::update::Options {
+            boot: args.value("update-boot").map(PathBuf::from),
+            roots: [args.value("update-slot-a").map(PathBuf::from), args.value("update-slot-b").map(PathBuf::from)],
+        },
     })
 }
 
@@ -125,8 +149,8 @@ fn check_manifest(file: &Path) -> ExitCode {
     }
 }
 
-fn supervise_only(cfg: Config) -> ExitCode {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").map(|t| KernelCmdline::parse(&t)).unwrap_or_default();
+fn supervise_only(cfg: Config, cmdline_file: &Path) -> ExitCode {
+    let cmdline = std::fs::read_to_string(cmdline_file).map(|t| KernelCmdline::parse(&t)).unwrap_or_default();
     let facts = BootFacts {
         hostname: rustix::system::uname().nodename().to_string_lossy().into_owned(),
         boot: boot_info(&cmdline),
@@ -143,10 +167,12 @@ fn supervise_only(cfg: Config) -> ExitCode {
             if let Some(w) = watchdog {
                 let _ = w.magic_close();
             }
-            eprintln!(
-                "init: supervise-only: would now {}",
-                if outcome == Outcome::Reboot { "reboot" } else { "power off" }
-            );
+            let what = match outcome {
+                Outcome::Reboot => "reboot",
+                Outcome::Poweroff => "power off",
+                Outcome::Kexec => "kexec into the new kernel",
+            };
+            eprintln!("init: supervise-only: would now {what}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -237,10 +263,26 @@ fn power_down(outcome: Outcome, watchdog: Option<shell::Watchdog>) -> ! {
     let cmd = match outcome {
         Outcome::Reboot => rustix::system::RebootCommand::Restart,
         Outcome::Poweroff => rustix::system::RebootCommand::PowerOff,
+        Outcome::Kexec => rustix::system::RebootCommand::Kexec,
     };
-    eprintln!("init: {}", if outcome == Outcome::Reboot { "rebooting" } else { "powering off" });
+    eprintln!(
+        "init: {}",
+        match outcome {
+            Outcome::Reboot => "rebooting",
+            Outcome::Poweroff => "powering off",
+            Outcome::Kexec => "rebooting into the new kernel (kexec)",
+        }
+    );
     if let Err(e) = rustix::system::reboot(cmd) {
         eprintln!("init: reboot(2): {e}");
+        if outcome == Outcome::Kexec {
+            // The same trial through the firmware: the one-shot boot, then a reset.
+            eprintln!("init: kexec failed: {}; rebooting through the firmware", init::update::after_failed_kexec());
+            rustix::fs::sync();
+            if let Err(e) = rustix::system::reboot(rustix::system::RebootCommand::Restart) {
+                eprintln!("init: reboot(2): {e}");
+            }
+        }
     }
     // PID 1 must never exit (the kernel would panic); wait for the end.
     loop {
@@ -268,7 +310,7 @@ fn main() -> ExitCode {
     }
     if args.flag("supervise-only") {
         return match parse_args(&args, Mode::SuperviseOnly) {
-            Ok(cfg) => supervise_only(cfg),
+            Ok(cfg) => supervise_only(cfg, Path::new(args.value("cmdline").unwrap_or("/proc/cmdline"))),
             Err(e) => {
                 eprintln!("init: {e}");
                 ExitCode::from(2)

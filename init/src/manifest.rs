@@ -8,7 +8,8 @@
 //! as backupd's restore), so a typo cannot quietly run a service as root.
 //!
 //! ```json
-//! {"services":[{"name":"dhcp4","path":"/svc/dhcp4","args":["--uplink","uplink0"],
+//! {"shared_gid":1000,"password_gid":1010,
+//!  "services":[{"name":"dhcp4","path":"/svc/dhcp4","args":["--uplink","uplink0"],
 //!   "env":{"KEY":"VALUE"},"uid":1001,"gid":1001,"groups":[1000],
 //!   "capabilities":["NET_RAW","KILL"]}]}
 //! ```
@@ -21,7 +22,8 @@ use serde::Deserialize;
 
 /// Lines kept in memory per service when the manifest does not say.
 pub const DEFAULT_LOG_LINES: usize = 2000;
-/// The group every service shares by default (`/run/router`, the password file).
+/// The group every service shares by default (`/run/router`; also the
+/// password file's unless `password_gid` names another).
 pub const DEFAULT_SHARED_GID: u32 = 1000;
 /// Log lines a manifest may ask for, per service.
 pub const LOG_LINES_RANGE: std::ops::RangeInclusive<usize> = 100..=100_000;
@@ -87,6 +89,8 @@ struct ManifestFile {
     services: Vec<ServiceFile>,
     #[serde(default)]
     shared_gid: Option<u32>,
+    #[serde(default)]
+    password_gid: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,8 +167,12 @@ impl ServiceSpec {
 pub struct Manifest {
     /// In file order, which is also start order.
     pub services: Vec<ServiceSpec>,
-    /// The group of `/run/router` and of the password file.
+    /// The group of `/run/router`, where every service creates its socket.
     pub shared_gid: u32,
+    /// The group that may read the password file (`password_gid`, default
+    /// `shared_gid`): only the services that check the password themselves
+    /// need to be in it.
+    pub password_gid: u32,
 }
 
 /// Why a manifest was refused.
@@ -244,8 +252,11 @@ impl Manifest {
             message,
         };
         let shared_gid = file.shared_gid.unwrap_or(DEFAULT_SHARED_GID);
-        if shared_gid == 0 || shared_gid == u32::MAX {
-            return Err(invalid(None, format!("shared_gid {shared_gid} is not allowed")));
+        let password_gid = file.password_gid.unwrap_or(shared_gid);
+        for (what, gid) in [("shared_gid", shared_gid), ("password_gid", password_gid)] {
+            if gid == 0 || gid == u32::MAX {
+                return Err(invalid(None, format!("{what} {gid} is not allowed")));
+            }
         }
         let mut names = BTreeSet::new();
         let mut services = Vec::with_capacity(file.services.len());
@@ -332,7 +343,7 @@ impl Manifest {
                 autostart: s.autostart.unwrap_or(true),
             });
         }
-        Ok(Self { services, shared_gid })
+        Ok(Self { services, shared_gid, password_gid })
     }
 }
 
@@ -354,7 +365,7 @@ mod tests {
     #[test]
     fn parses_the_documented_example() {
         let m = parse(EXAMPLE).unwrap();
-        assert_eq!(m.shared_gid, DEFAULT_SHARED_GID);
+        assert_eq!((m.shared_gid, m.password_gid), (DEFAULT_SHARED_GID, DEFAULT_SHARED_GID));
         let d = &m.services[0];
         assert_eq!((d.name.as_str(), d.path.as_path(), d.uid, d.gid), ("dhcp4", Path::new("/svc/dhcp4"), 1001, 1001));
         assert_eq!(d.groups, [1000]);
@@ -408,11 +419,22 @@ mod tests {
                 "listed twice",
             ),
             (r#"{"services":[],"shared_gid":0}"#.into(), "shared_gid"),
+            (r#"{"services":[],"password_gid":4294967295}"#.into(), "password_gid"),
         ];
         for (text, want) in cases {
             let err = parse(&text).expect_err(&text).to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    /// Every service needs the shared group (its socket in /run/router);
+    /// only those that check the password need to read it.
+    #[test]
+    fn the_password_group_defaults_to_the_shared_group() {
+        let m = parse(r#"{"services":[],"shared_gid":1000,"password_gid":1010}"#).unwrap();
+        assert_eq!((m.shared_gid, m.password_gid), (1000, 1010));
+        let m = parse(r#"{"services":[],"shared_gid":1200}"#).unwrap();
+        assert_eq!((m.shared_gid, m.password_gid), (1200, 1200));
     }
 
     #[test]

@@ -216,6 +216,40 @@ pub fn fs_signature(head: &[u8]) -> Option<&'static str> {
 /// How many leading bytes [`fs_signature`] looks at.
 pub const SIGNATURE_BYTES: usize = 68 * 1024;
 
+/// Partition `n` of the disk `root=` `value` is on (updates use 1, 2 and 3:
+/// the boot partition and both root slots), found like [`perm_device`].
+pub fn partition_device(value: &str, sys: &Path, dev: &Path, n: u32) -> Result<PathBuf, RootError> {
+    match RootSpec::parse(value)? {
+        RootSpec::PartUuid { signature, .. } => find_by_partuuid(sys, dev, signature, n).map(|name| dev.join(name)),
+        RootSpec::Path(path) => {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| RootError(format!("{}: no name", path.display())))?;
+            let from_sysfs = fs::canonicalize(sys.join("class/block").join(name))
+                .ok()
+                .and_then(|real| child_partition(real.parent()?, n));
+            match from_sysfs {
+                Some(part) => Ok(dev.join(part)),
+                None => {
+                    let (disk, _) = split_partition_name(name)
+                        .ok_or_else(|| RootError(format!("{}: not a partition name", path.display())))?;
+                    Ok(dev.join(partition_name(disk, n)))
+                }
+            }
+        }
+    }
+}
+
+/// The size in bytes of block device `name` (`/sys/class/block/<name>/size`, in 512-byte sectors).
+pub fn block_size(sys: &Path, name: &str) -> Result<u64, RootError> {
+    let file = sys.join("class/block").join(name).join("size");
+    read_trimmed(&file)
+        .and_then(|s| s.parse::<u64>().ok())
+        .and_then(|sectors| sectors.checked_mul(512))
+        .ok_or_else(|| RootError(format!("{}: no size", file.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +271,16 @@ mod tests {
         for whole in ["/dev/sda", "/dev/nvme0n1", "/dev/mmcblk0", "/dev/2"] {
             assert!(perm_from_name(Path::new(whole)).is_err(), "{whole}");
         }
+    }
+
+    #[test]
+    fn finds_the_boot_and_slot_partitions_by_the_naming_rule_without_sysfs() {
+        let none = Path::new("/nonexistent-sys");
+        let dev = Path::new("/dev");
+        assert_eq!(partition_device("/dev/vda2", none, dev, 1).unwrap(), PathBuf::from("/dev/vda1"));
+        assert_eq!(partition_device("/dev/nvme0n1p2", none, dev, 3).unwrap(), PathBuf::from("/dev/nvme0n1p3"));
+        assert!(partition_device("/dev/sda", none, dev, 1).is_err());
+        assert!(partition_device("PARTUUID=0a0b0c0d-02", none, dev, 1).is_err(), "no disks to scan");
     }
 
     #[test]
@@ -303,6 +347,18 @@ mod tests {
         let t = tree("nofour", &[("sdb", &[1, 2, 3], 7)]);
         let err = perm_from_sysfs(&t.0.join("sys"), Path::new("/dev/sdb2")).unwrap_err();
         assert!(err.0.contains("no partition 4"), "{err}");
+    }
+
+    #[test]
+    fn finds_the_boot_and_slot_partitions_through_sysfs_and_partuuid() {
+        let t = tree("slots", &[("sda", &[1, 2, 3, 4], 0x1111_1111), ("vdb", &[1, 2, 3, 4], 0x2e2e_0a0b)]);
+        let (sys, dev) = (t.0.join("sys"), t.0.join("dev"));
+        assert_eq!(partition_device("/dev/sda2", &sys, &dev, 1).unwrap(), dev.join("sda1"));
+        assert_eq!(partition_device("/dev/sda2", &sys, &dev, 3).unwrap(), dev.join("sda3"));
+        assert_eq!(partition_device("PARTUUID=2e2e0a0b-02", &sys, &dev, 3).unwrap(), dev.join("vdb3"));
+        fs::write(sys.join("class/block/sda3/size"), "524288\n").unwrap();
+        assert_eq!(block_size(&sys, "sda3").unwrap(), 256 << 20);
+        assert!(block_size(&sys, "sda2").is_err());
     }
 
     #[test]

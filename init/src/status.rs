@@ -44,6 +44,10 @@ pub enum Request {
     Poweroff,
     /// Re-read the password and refresh the web listeners (like SIGHUP).
     Refresh,
+    /// Stop everything and reboot into the kernel loaded with kexec (an update's activation).
+    Kexec,
+    /// A line for init's log and the console (from a thread: the update worker).
+    Note(String),
 }
 
 /// Why a request was refused.
@@ -247,6 +251,9 @@ pub struct Overview {
     pub console_dropped_lines: u64,
     /// Every service.
     pub services: Vec<ServiceStatus>,
+    /// Both slots, the trial, the last update (issue 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<bootslot::api::UpdateStatus>,
 }
 
 /// Everything the threads share with the loop.
@@ -268,6 +275,8 @@ pub struct Shared {
     pub perm: PermInfo,
     /// The runtime folder (service sockets are in `<run>/router`).
     pub run_dir: PathBuf,
+    /// The update machinery, once started.
+    pub update: std::sync::OnceLock<Arc<crate::update::Updater>>,
     started: Instant,
     started_wall: SystemTime,
     view: Mutex<View>,
@@ -335,6 +344,7 @@ impl Shared {
             boot: init.boot,
             perm: init.perm,
             run_dir: init.run_dir,
+            update: std::sync::OnceLock::new(),
             started,
             started_wall: runtime::clock::wall_now(),
             view: Mutex::new(View::default()),
@@ -363,6 +373,12 @@ impl Shared {
     #[must_use]
     pub fn started_wall(&self) -> SystemTime {
         self.started_wall
+    }
+
+    /// Queues a line for init's log, also during a shutdown.
+    pub fn note(&self, text: String) {
+        lock(&self.requests).push(Request::Note(text));
+        self.waker.wake();
     }
 
     /// Queues a request for the loop, refusing what it would refuse.
@@ -489,6 +505,7 @@ impl Shared {
             orphans_reaped: self.counters.orphans_reaped.load(Ordering::Relaxed),
             console_dropped_lines: self.counters.console_dropped.load(Ordering::Relaxed),
             services: self.services(ask_services),
+            update: self.update.get().map(|u| u.status()),
         }
     }
 

@@ -67,7 +67,12 @@ impl Booted {
         ]});
         fs::write(root.join("etc/router/services.json"), manifest.to_string()).unwrap();
         fs::write(root.join("etc/router/password"), "pid1-password\n").unwrap();
-        fs::write(root.join("etc/router/version"), "pid1-test 2025-01-01T00:00:00Z\n").unwrap();
+        // As mkimage writes it (pretty JSON).
+        fs::write(
+            root.join("etc/router/version"),
+            "{\n  \"version\": \"pid1-test\",\n  \"build_time\": \"2025-01-01T00:00:00Z\"\n}\n",
+        )
+        .unwrap();
         fs::write(root.join("etc/hostname"), "testrouter\n").unwrap();
         // The console: a file here (init only appends to it, as to /dev/console).
         fs::write(root.join("console.log"), b"").unwrap();
@@ -156,7 +161,7 @@ fn as_pid_1_it_mounts_supervises_and_reboots_on_sigterm() {
     });
     assert_eq!(status["mode"], "pid1");
     assert_eq!(status["hostname"], "testrouter");
-    assert_eq!(status["version"], "pid1-test 2025-01-01T00:00:00Z");
+    assert_eq!(status["version"], "pid1-test (built 2025-01-01T00:00:00Z)");
     assert_eq!(status["perm"]["state"], "temporary", "{}", status["perm"]);
     assert!(status["perm"]["detail"].as_str().unwrap().contains("no root="));
     assert_eq!(status["boot"]["root"], serde_json::Value::Null);

@@ -404,6 +404,62 @@ fn logs_survive_a_restart_of_init() {
     assert!(events.len() >= 2, "{events:?}");
 }
 
+/// Peers send SIGUSR1 through the pid file, which init writes at once: a
+/// service that has not set up its signal handling yet must survive it
+/// (on the image, backupd died of netconfigd's first SIGUSR1). The script
+/// stands for a service still starting: it never handles SIGUSR1.
+#[test]
+fn a_reload_signal_before_the_service_is_ready_does_not_kill_it() {
+    if !require("a_reload_signal_before_the_service_is_ready_does_not_kill_it") {
+        return;
+    }
+    let init = Init::start("earlyusr1", vec![Svc::new("slow", "sleep 2; echo survived; exec sleep 1000")]);
+    let s = init.wait_state("slow", "Running", Duration::from_secs(10));
+    let pid = init.host_pid_of(s["pid"].as_i64().unwrap()).unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::USR1).unwrap();
+    wait_for(Duration::from_secs(15), "the service to go on after SIGUSR1", || {
+        fs::read_to_string(init.perm.join("init/logs/slow.log")).ok()?.contains("stdout survived").then_some(())
+    });
+    let s = init.wait_state("slow", "Running", Duration::from_secs(5));
+    assert_eq!(s["restarts"], 0, "{s}");
+    let ignored = u64::from_str_radix(&common::status_field(pid, "SigIgn:").unwrap(), 16).unwrap();
+    assert_ne!(ignored & (1 << 9), 0, "SIGUSR1 starts ignored: {ignored:016x}");
+}
+
+/// Every service is in the shared group (its socket in /run/router); with
+/// `password_gid` only that group reads the password, also on a /perm whose
+/// password an older init gave to the shared group.
+#[test]
+fn only_the_password_group_reads_the_password() {
+    if !require("only_the_password_group_reads_the_password") {
+        return;
+    }
+    let first = Init::start("pwgroup", vec![Svc::new("idle", "exec sleep 1000")]);
+    let meta = fs::metadata(first.perm.join("router/password")).unwrap();
+    assert_eq!((meta.gid(), meta.permissions().mode() & 0o777), (1000, 0o640), "the default: the shared group");
+    let dir = first.stop_keep();
+    // $2 is the --perm folder init appends.
+    let probe =
+        "if cat \"$2/router/password\" >/dev/null; then echo can-read; else echo cannot-read; fi; exec sleep 1000";
+    let second = Init::start_in(
+        dir,
+        vec![Svc::new("plain", probe), Svc::new("checker", probe).with(json!({"groups": [1000, 1010]}))],
+        Options { password_gid: Some(1010), ..Options::default() },
+    );
+    for (name, want) in [("plain", "stdout cannot-read"), ("checker", "stdout can-read")] {
+        second.wait_state(name, "Running", Duration::from_secs(10));
+        wait_for(Duration::from_secs(10), want, || {
+            fs::read_to_string(second.perm.join(format!("init/logs/{name}.log"))).ok()?.contains(want).then_some(())
+        });
+    }
+    for (path, mode) in [("router", 0o750), ("router/password", 0o640)] {
+        let meta = fs::metadata(second.perm.join(path)).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o777), (0, 1010, mode), "{path}");
+    }
+    let run = fs::metadata(second.run.join("router")).unwrap();
+    assert_eq!((run.gid(), run.permissions().mode() & 0o7777), (1000, 0o1770), "/run/router stays the shared group's");
+}
+
 #[test]
 fn a_bad_manifest_runs_no_service_and_says_why() {
     if !require("a_bad_manifest_runs_no_service_and_says_why") {

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::layout::{DiskId, Layout, ROOT_SIZE, Slot, kernel_cmdline};
 use crate::mbr;
 use crate::password::Password;
-use crate::permfs::{self, PermFile};
+use crate::permfs::{self, PermDir, PermFile};
 use crate::progress::Progress;
 use crate::qemu::{LAN_MAC, UPLINK_MAC};
 use crate::rootfs::{self, Tree};
@@ -458,7 +458,9 @@ pub fn build(inputs: &Inputs, target: &Target, progress: &Progress) -> Result<Re
         },
         PermFile { path: "interfaces.json".into(), mode: 0o644, uid: 0, gid: 0, data: interfaces },
     ];
-    permfs::make(&path, layout.perm, id, inputs.epoch, &perm_files, &scratch.0)?;
+    // As init keeps it: only root and the password group get into the folder.
+    let perm_dirs = [PermDir { path: "router".into(), mode: 0o750, uid: 0, gid: PASSWORD_GROUP.1 }];
+    permfs::make(&path, layout.perm, id, inputs.epoch, &perm_files, &perm_dirs, &scratch.0)?;
     disk.sync_all().map_err(|e| Error::io(&path, e))?;
     step.done(&format!("{} MiB", layout.perm.size >> 20));
 

@@ -15,6 +15,7 @@
 //! | [`password`] | the router password kept on the build host |
 //! | [`image`] | building an image from all of the above |
 //! | [`qemu`] | running an image under QEMU |
+//! | [`update`] | pushing an image to a running router, activating it, waiting for the trial's outcome; rollback on request |
 #![forbid(unsafe_code)]
 
 pub mod adv;
@@ -31,5 +32,6 @@ pub mod qemu;
 pub mod rootfs;
 pub mod services;
 pub mod tools;
+pub mod update;
 
 pub use error::{Error, Result};

@@ -20,6 +20,11 @@ USAGE:
   mkimage build --kernel BZIMAGE --bins DIR (--out FILE [--size SIZE] | --device DEV [--yes]) [OPTIONS]
   mkimage run IMAGE [--uplink user|tap:IF|none] [--lan tap:IF|none] [--memory MIB] [--snapshot] [--console terminal|stdout]
   mkimage boot-once IMAGE [COMMAND | --clear]
+  mkimage update --host HOST (--image IMAGE | --kernel BZIMAGE --bins DIR [BUILD OPTIONS]) [UPDATE OPTIONS]
+  mkimage rollback --host HOST [UPDATE OPTIONS]
+  mkimage capture [--host HOST] [--iface NAME] [--replay N] [PASSWORD OPTIONS]   (pcapng on stdout)
+  mkimage backup [--host HOST] [-o FILE] [PASSWORD OPTIONS]
+  mkimage restore [--host HOST] [--yes] [PASSWORD OPTIONS] FILE
 
 BUILD OPTIONS:
   --kernel BZIMAGE       the kernel (kernel-config/build prints its path)
@@ -45,6 +50,34 @@ BOOT-ONCE:
   Shows, sets or clears syslinux's one-shot boot command on the image (file or
   device): e.g. \"b router.trial=1\" boots slot b once with that argument added,
   then the default slot again (a trial boot through the firmware, issue #11).
+
+UPDATE, ROLLBACK:
+  update writes the image's root and kernel into the router's inactive slot
+  (progress bars; each upload's SHA-256 is checked), activates it (kexec unless
+  --no-kexec) and waits for the trial boot: \"updated to X\" once the new slot is
+  healthy and the loader's default, or \"rolled back to Y: why\" when the router
+  came back on its old slot. Without --image it builds one from the BUILD
+  OPTIONS first. rollback switches to the other slot (if the router says it
+  may be activated), with the same trial. Exit status: 0 updated, 1 error,
+  3 rolled back.
+  --host HOST[:PORT]     the router (its LAN address or name)
+  --hostname NAME        whose password to use (default router7)
+  --password-file FILE   the password (default ~/.config/router7-rs/<hostname>/password)
+  --no-kexec             activate through a firmware reboot (one-shot boot)
+  --trial-seconds N      how long the new slot has to become healthy (default 120)
+  --wait SECONDS         how long to wait for the outcome (default trial + 300)
+
+CAPTURE, BACKUP, RESTORE:
+  capture streams the router's packet ring buffer and then live packets as
+  pcapng (captured, port 5022): mkimage capture | wireshark -k -i -
+  --iface uplink0|lan0|all, --replay N (0 = live only; default: all buffered).
+  backup downloads /perm as a gzip'd tar (backupd, port 8077) to FILE (default
+  backup-<host>-<time>.tar.gz), checked completely before it gets that name.
+  restore checks FILE as the router will, asks (unless --yes), uploads it and
+  prints the router's summary: /perm becomes what FILE holds.
+  --host HOST[:PORT]     the router (default router7)
+  --hostname NAME        whose password to use (default: the host without port)
+  --password-file FILE   the password (default ~/.config/router7-rs/<hostname>/password)
 
 RUN:
   Boots the disk through SeaBIOS and syslinux in software emulation, serial
@@ -150,6 +183,19 @@ fn confirm_device(device: &Path) -> Result<()> {
         bail!("not confirmed; nothing was written");
     }
     Ok(())
+}
+
+/// Asks a yes/no question on the terminal; no terminal means no.
+fn confirm(question: &str) -> Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("{question} needs a confirmation: run on a terminal or pass --yes");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
 fn build(mut args: Args) -> Result<()> {
@@ -305,6 +351,175 @@ fn boot_once(mut args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Exit status of `update`/`rollback` when the router rolled back.
+const EXIT_ROLLED_BACK: u8 = 3;
+
+fn update_options(args: &mut Args) -> Result<(mkimage::update::Client, mkimage::update::Options, String)> {
+    let host = args.take("--host")?.ok_or_else(|| anyhow!("--host is required (the router's address)"))?;
+    let hostname = args.take("--hostname")?.unwrap_or_else(|| "router7".to_owned());
+    let password_file = match args.take("--password-file")? {
+        Some(p) => PathBuf::from(p),
+        None => password::config_dir(&hostname)?.join("password"),
+    };
+    let password = std::fs::read_to_string(&password_file).with_context(|| {
+        format!("the router's password ({}; mkimage build keeps it there)", password_file.display())
+    })?;
+    let kexec = !args.take_flag("--no-kexec");
+    let trial_seconds = match args.take("--trial-seconds")? {
+        Some(s) => s.parse().ok().filter(|t| bootslot::api::TRIAL_SECONDS_RANGE.contains(t)).ok_or_else(|| {
+            let r = bootslot::api::TRIAL_SECONDS_RANGE;
+            anyhow!("--trial-seconds {s:?}: {}..={}", r.start(), r.end())
+        })?,
+        None => bootslot::api::DEFAULT_TRIAL_SECONDS,
+    };
+    let wait = match args.take("--wait")? {
+        Some(s) => s.parse().with_context(|| format!("--wait {s:?}"))?,
+        None => trial_seconds + 300,
+    };
+    let client = mkimage::update::Client::new(&host, password.lines().next().unwrap_or("").trim());
+    let opts = mkimage::update::Options {
+        kexec,
+        trial_seconds,
+        wait: std::time::Duration::from_secs(wait),
+        progress: Progress::stderr(),
+    };
+    Ok((client, opts, hostname))
+}
+
+fn report_outcome(outcome: &mkimage::update::Outcome) -> ExitCode {
+    println!("{outcome}");
+    match outcome {
+        mkimage::update::Outcome::Updated { .. } => ExitCode::SUCCESS,
+        mkimage::update::Outcome::RolledBack { .. } => ExitCode::from(EXIT_ROLLED_BACK),
+    }
+}
+
+fn update_cmd(mut args: Args) -> Result<ExitCode> {
+    let (client, opts, hostname) = update_options(&mut args)?;
+    let image = match args.take("--image")? {
+        Some(path) => {
+            args.finish()?;
+            mkimage::update::read_image(Path::new(&path))?
+        }
+        None => {
+            // Build first, with the build's own options (the same host name, so the same password).
+            let dir = std::env::temp_dir().join(format!("mkimage-update-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let out = dir.join("update.img");
+            let mut rest = std::mem::take(&mut args.rest);
+            rest.extend(["--out".to_owned(), out.display().to_string(), "--hostname".to_owned(), hostname]);
+            let built = build(Args { rest }).and_then(|()| Ok(mkimage::update::read_image(&out)?));
+            let _ = std::fs::remove_dir_all(&dir);
+            built?
+        }
+    };
+    eprintln!(
+        "mkimage: image {} (slot {} of it): root {} bytes, kernel {} bytes",
+        image.version,
+        image.slot,
+        image.root.len(),
+        image.kernel.len()
+    );
+    Ok(report_outcome(&mkimage::update::update(&client, &image, &opts)?))
+}
+
+fn rollback_cmd(mut args: Args) -> Result<ExitCode> {
+    let (client, opts, _) = update_options(&mut args)?;
+    args.finish()?;
+    Ok(report_outcome(&mkimage::update::rollback(&client, &opts)?))
+}
+
+/// The router and its password for capture, backup and restore. The password
+/// is read, never generated: a new one would not be the router's.
+fn remote_options(args: &mut Args) -> Result<(String, String)> {
+    let host = args.take("--host")?.unwrap_or_else(|| "router7".to_owned());
+    let hostname = match args.take("--hostname")? {
+        Some(h) => h,
+        None => host_without_port(&host).to_owned(),
+    };
+    let password_file = match args.take("--password-file")? {
+        Some(p) => PathBuf::from(p),
+        None => password::config_dir(&hostname)?.join("password"),
+    };
+    let text = std::fs::read_to_string(&password_file).with_context(|| {
+        format!("the router's password ({}; mkimage build keeps it there)", password_file.display())
+    })?;
+    let password = text.lines().next().unwrap_or("").trim().to_owned();
+    if password.is_empty() {
+        bail!("{}: empty password", password_file.display());
+    }
+    Ok((host, password))
+}
+
+/// `router7`, `router7:8077`, `192.0.2.1`, `[2001:db8::1]:8077` → the host part.
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.split_once(':') {
+        Some((h, port)) if !port.contains(':') => h,
+        _ => host,
+    }
+}
+
+fn capture_cmd(mut args: Args) -> Result<ExitCode> {
+    let (host, password) = remote_options(&mut args)?;
+    let iface = args.take("--iface")?;
+    let replay = match args.take("--replay")? {
+        Some(n) => Some(n.parse::<u32>().with_context(|| format!("--replay {n:?}"))?),
+        None => None,
+    };
+    args.finish()?;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        bail!("the capture is binary pcapng: pipe it, e.g. `mkimage capture | wireshark -k -i -` or `| tshark -r -`");
+    }
+    let options = captured::client::StreamOptions { iface, replay };
+    let bytes = captured::client::stream(&host, &password, &options, &mut stdout.lock())?;
+    eprintln!("mkimage: capture ended after {bytes} bytes");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backup_cmd(mut args: Args) -> Result<ExitCode> {
+    let (host, password) = remote_options(&mut args)?;
+    let out = match args.take("-o")?.or(args.take("--out")?) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let stamp =
+                runtime::timefmt::Timestamp::from_system(runtime::clock::wall_now()).to_string().replace(':', "");
+            PathBuf::from(format!("backup-{}-{stamp}.tar.gz", host_without_port(&host)))
+        }
+    };
+    args.finish()?;
+    let got = backupd::client::download(&host, &password, &out)?;
+    println!(
+        "{}: {} bytes, {} entries, {} bytes of files",
+        got.path.display(),
+        got.bytes,
+        got.manifest.entries.len(),
+        got.manifest.total
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore_cmd(mut args: Args) -> Result<ExitCode> {
+    let (host, password) = remote_options(&mut args)?;
+    let yes = args.take_flag("--yes");
+    let file = PathBuf::from(args.positional().ok_or_else(|| anyhow!("restore needs the backup FILE"))?);
+    args.finish()?;
+    if !yes
+        && !confirm(&format!("Replace /perm on {host} with {}? Files it does not hold are removed.", file.display()))?
+    {
+        bail!("not restored");
+    }
+    let summary = backupd::client::restore(&host, &password, &file)?;
+    println!("{summary:#}");
+    eprintln!(
+        "mkimage: restored; reboot the router so no service writes old state back (POST /reboot, or routerctl reboot)"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let mut all: Vec<String> = std::env::args().skip(1).collect();
     if all.is_empty() || all.iter().any(|a| a == "--help" || a == "-h") {
@@ -314,17 +529,38 @@ fn main() -> ExitCode {
     let command = all.remove(0);
     let args = Args { rest: all };
     let result = match command.as_str() {
-        "build" => build(args),
-        "run" => run(args),
-        "boot-once" => boot_once(args),
-        other => Err(anyhow!("unknown command {other:?} (build, run, boot-once; see --help)")),
+        "build" => build(args).map(|()| ExitCode::SUCCESS),
+        "run" => run(args).map(|()| ExitCode::SUCCESS),
+        "boot-once" => boot_once(args).map(|()| ExitCode::SUCCESS),
+        "update" => update_cmd(args),
+        "rollback" => rollback_cmd(args),
+        "capture" => capture_cmd(args),
+        "backup" => backup_cmd(args),
+        "restore" => restore_cmd(args),
+        other => Err(anyhow!(
+            "unknown command {other:?} (build, run, boot-once, update, rollback, capture, backup, restore; see --help)"
+        )),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("mkimage: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::host_without_port;
+
+    #[test]
+    fn the_password_belongs_to_the_host_without_its_port() {
+        assert_eq!(host_without_port("router7"), "router7");
+        assert_eq!(host_without_port("router7:8077"), "router7");
+        assert_eq!(host_without_port("192.0.2.1:5022"), "192.0.2.1");
+        assert_eq!(host_without_port("[2001:db8::1]:8077"), "2001:db8::1");
+        assert_eq!(host_without_port("2001:db8::1"), "2001:db8::1");
     }
 }
 

@@ -35,6 +35,19 @@ pub struct PermFile {
     pub data: Vec<u8>,
 }
 
+/// A folder on `/perm` whose mode and owner are not the default 0755 root:root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermDir {
+    /// Path relative to `/perm`, e.g. `router`; it must hold one of the files.
+    pub path: String,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
 /// The file system UUID of `/perm` on disk `id` (also its hash seed).
 #[must_use]
 pub fn uuid(id: DiskId) -> String {
@@ -78,15 +91,27 @@ fn stage(staging: &Path, files: &[PermFile], epoch: u64) -> Result<Vec<String>> 
     Ok(dirs)
 }
 
-/// Creates ext4 on `extent` of the image or device `target` with `files`.
+/// Creates ext4 on `extent` of the image or device `target` with `files`;
+/// the folders they need are 0755 root:root unless `dirs` says otherwise.
 /// `scratch` is an empty folder for the staging copy.
 ///
 /// # Errors
-/// When mkfs.ext4 or debugfs fail.
-pub fn make(target: &Path, extent: Extent, id: DiskId, epoch: u64, files: &[PermFile], scratch: &Path) -> Result<()> {
+/// When mkfs.ext4 or debugfs fail, or a folder of `dirs` holds no file.
+pub fn make(
+    target: &Path,
+    extent: Extent,
+    id: DiskId,
+    epoch: u64,
+    files: &[PermFile],
+    dirs: &[PermDir],
+    scratch: &Path,
+) -> Result<()> {
     let staging: PathBuf = scratch.join("perm");
     fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-    let dirs = stage(&staging, files, epoch)?;
+    let needed = stage(&staging, files, epoch)?;
+    if let Some(d) = dirs.iter().find(|d| !needed.contains(&d.path)) {
+        return Err(Error::Invalid(format!("/perm folder {:?} holds no file", d.path)));
+    }
     let uuid = uuid(id);
     let epoch = epoch.to_string();
     crate::tools::run(
@@ -104,7 +129,13 @@ pub fn make(target: &Path, extent: Extent, id: DiskId, epoch: u64, files: &[Perm
     // build) and change times (which no one can set); set what the router
     // expects and the build's time.
     let mut script = String::new();
-    let mut inodes: Vec<(String, u32, u32, u32)> = dirs.iter().map(|d| (d.clone(), 0, 0, 0o040_755)).collect();
+    let mut inodes: Vec<(String, u32, u32, u32)> = needed
+        .iter()
+        .map(|d| match dirs.iter().find(|o| &o.path == d) {
+            Some(o) => (d.clone(), o.uid, o.gid, 0o040_000 | (o.mode & 0o7777)),
+            None => (d.clone(), 0, 0, 0o040_755),
+        })
+        .collect();
     inodes.extend(files.iter().map(|f| (f.path.clone(), f.uid, f.gid, 0o100_000 | (f.mode & 0o7777))));
     for (path, uid, gid, mode) in inodes {
         let _ = writeln!(script, "sif /{path} uid {uid}\nsif /{path} gid {gid}\nsif /{path} mode 0{mode:o}");

@@ -1,28 +1,42 @@
 //! The services the image can carry, in one table: user and group ids,
-//! capabilities and supplementary groups, and from it the manifest init reads
-//! (`/etc/router/services.json`) and `/etc/passwd` and `/etc/group`.
+//! capabilities, supplementary groups and arguments, and from it the manifest
+//! init reads (`/etc/router/services.json`) and `/etc/passwd` and `/etc/group`.
 //!
 //! | service | uid | capabilities | why |
 //! |---|---|---|---|
-//! | dhcp4 | 1001 | NET_RAW, KILL | raw DHCP socket on uplink0; SIGUSR1 to netconfigd and dnsd |
+//! | dhcp4 | 1001 | NET_RAW, NET_BIND_SERVICE, KILL | raw DHCP socket on uplink0; UDP port 68 for the unicast renewal; SIGUSR1 to netconfigd and dnsd |
 //! | dhcp6 | 1002 | NET_BIND_SERVICE, KILL | UDP port 546; SIGUSR1 to netconfigd, radvd, dnsd |
 //! | dhcp4d | 1003 | NET_RAW, NET_BIND_SERVICE, KILL | raw replies to clients without an address; port 67; SIGUSR1 to dnsd |
 //! | dnsd | 1004 | NET_BIND_SERVICE | port 53 |
 //! | radvd | 1005 | NET_RAW | ICMPv6 raw socket |
-//! | netconfigd | 1006 | NET_ADMIN, NET_RAW, KILL | links, addresses, routes, nftables; SIGUSR1 to services, SIGHUP to init |
+//! | netconfigd | 1006 | NET_ADMIN, KILL | links, addresses, routes, sysctls, nftables (all netlink); SIGUSR1 to services, SIGHUP to init (`--signal-init`) |
 //! | diagd | 1007 | NET_RAW | ICMP echo probes |
 //! | captured | 1008 | NET_RAW | packet capture (AF_PACKET) |
 //! | backupd | 1009 | DAC_READ_SEARCH, DAC_OVERRIDE, CHOWN, FOWNER | reads every service's files for a backup; a restore writes them back with their owners and modes |
 //!
-//! Every service also gets its own group (gid = uid). Group `router` (1000)
-//! may read the password file (`/etc/router/password`, `/perm/router/password`,
-//! mode 0640): captured and backupd check HTTP basic auth themselves.
+//! Every service also gets its own group (gid = uid) and is a member of the
+//! shared group `router` (1000, init's `shared_gid`): init makes
+//! `/run/router` root:router 1770, where each service creates its control
+//! socket. The password file (`/etc/router/password`,
+//! `/perm/router/password`, mode 0640) belongs to group `router-password`
+//! (1010, init's `password_gid`), whose only members are captured and
+//! backupd, which check HTTP basic auth themselves: a DHCP or DNS service
+//! that parses what the LAN sends has no business reading the password.
+//!
+//! Deliberately not granted: dhcp4d's optional `NET_ADMIN` (a receive
+//! buffer beyond `rmem_max`; without it dhcp4d asks for what the kernel
+//! allows), since a DHCP server facing the LAN has no business
+//! reconfiguring the network; `NET_RAW` for netconfigd, which only speaks
+//! netlink.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Group that may read the password file.
-pub const PASSWORD_GROUP: (&str, u32) = ("router", 1000);
+/// The services' shared group (init's `shared_gid`): owns `/run/router`,
+/// where every service creates its control socket.
+pub const SHARED_GROUP: (&str, u32) = ("router", 1000);
+/// The group that may read the password file (init's `password_gid`).
+pub const PASSWORD_GROUP: (&str, u32) = ("router-password", 1010);
 
 /// One service as the image carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,26 +47,47 @@ pub struct ServiceSpec {
     pub uid: u32,
     /// Capabilities without the `CAP_` prefix, raised as ambient capabilities.
     pub capabilities: &'static [&'static str],
-    /// Supplementary groups.
+    /// Supplementary groups besides the shared one, which every service has.
     pub groups: &'static [u32],
+    /// Arguments init passes (after which it appends `--perm /perm --run /run`).
+    pub args: &'static [&'static str],
 }
 
 /// Every service of router7-rs, in start order (init may start them in
 /// parallel; the order is only what people read first).
 pub const SERVICES: &[ServiceSpec] = &[
-    ServiceSpec { name: "netconfigd", uid: 1006, capabilities: &["NET_ADMIN", "NET_RAW", "KILL"], groups: &[] },
-    ServiceSpec { name: "dhcp4", uid: 1001, capabilities: &["NET_RAW", "KILL"], groups: &[] },
-    ServiceSpec { name: "dhcp6", uid: 1002, capabilities: &["NET_BIND_SERVICE", "KILL"], groups: &[] },
-    ServiceSpec { name: "dhcp4d", uid: 1003, capabilities: &["NET_RAW", "NET_BIND_SERVICE", "KILL"], groups: &[] },
-    ServiceSpec { name: "dnsd", uid: 1004, capabilities: &["NET_BIND_SERVICE"], groups: &[] },
-    ServiceSpec { name: "radvd", uid: 1005, capabilities: &["NET_RAW"], groups: &[] },
-    ServiceSpec { name: "diagd", uid: 1007, capabilities: &["NET_RAW"], groups: &[] },
-    ServiceSpec { name: "captured", uid: 1008, capabilities: &["NET_RAW"], groups: &[PASSWORD_GROUP.1] },
+    ServiceSpec {
+        name: "netconfigd",
+        uid: 1006,
+        capabilities: &["NET_ADMIN", "KILL"],
+        groups: &[],
+        args: &["--signal-init"],
+    },
+    ServiceSpec {
+        name: "dhcp4",
+        uid: 1001,
+        capabilities: &["NET_RAW", "NET_BIND_SERVICE", "KILL"],
+        groups: &[],
+        args: &[],
+    },
+    ServiceSpec { name: "dhcp6", uid: 1002, capabilities: &["NET_BIND_SERVICE", "KILL"], groups: &[], args: &[] },
+    ServiceSpec {
+        name: "dhcp4d",
+        uid: 1003,
+        capabilities: &["NET_RAW", "NET_BIND_SERVICE", "KILL"],
+        groups: &[],
+        args: &[],
+    },
+    ServiceSpec { name: "dnsd", uid: 1004, capabilities: &["NET_BIND_SERVICE"], groups: &[], args: &[] },
+    ServiceSpec { name: "radvd", uid: 1005, capabilities: &["NET_RAW"], groups: &[], args: &[] },
+    ServiceSpec { name: "diagd", uid: 1007, capabilities: &["NET_RAW"], groups: &[], args: &[] },
+    ServiceSpec { name: "captured", uid: 1008, capabilities: &["NET_RAW"], groups: &[PASSWORD_GROUP.1], args: &[] },
     ServiceSpec {
         name: "backupd",
         uid: 1009,
         capabilities: &["DAC_READ_SEARCH", "DAC_OVERRIDE", "CHOWN", "FOWNER"],
         groups: &[PASSWORD_GROUP.1],
+        args: &[],
     },
 ];
 
@@ -86,6 +121,10 @@ pub struct ManifestEntry {
 /// `/etc/router/services.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
+    /// The services' shared group (owns `/run/router`).
+    pub shared_gid: u32,
+    /// The group that reads the password file.
+    pub password_gid: u32,
     /// The services init starts.
     pub services: Vec<ManifestEntry>,
 }
@@ -101,15 +140,15 @@ impl Manifest {
             .map(|s| ManifestEntry {
                 name: s.name.to_owned(),
                 path: format!("/svc/{}", s.name),
-                args: Vec::new(),
+                args: s.args.iter().map(|a| (*a).to_owned()).collect(),
                 env: BTreeMap::new(),
                 uid: s.uid,
                 gid: s.uid,
-                groups: s.groups.to_vec(),
+                groups: std::iter::once(SHARED_GROUP.1).chain(s.groups.iter().copied()).collect(),
                 capabilities: s.capabilities.iter().map(|c| (*c).to_owned()).collect(),
             })
             .collect();
-        Self { services }
+        Self { shared_gid: SHARED_GROUP.1, password_gid: PASSWORD_GROUP.1, services }
     }
 
     /// Pretty JSON with a final newline.
@@ -133,12 +172,21 @@ pub fn passwd() -> String {
     out
 }
 
-/// `/etc/group`: root, the password group with its members, one group per service.
+/// `/etc/group`: root, the shared group with every service as a member, the
+/// password group with its members, one group per service.
 #[must_use]
 pub fn group() -> String {
-    let (group_name, gid) = PASSWORD_GROUP;
-    let members: Vec<&str> = SERVICES.iter().filter(|s| s.groups.contains(&gid)).map(|s| s.name).collect();
-    let mut out = format!("root:x:0:\n{group_name}:x:{gid}:{}\n", members.join(","));
+    let all: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+    let readers: Vec<&str> = SERVICES.iter().filter(|s| s.groups.contains(&PASSWORD_GROUP.1)).map(|s| s.name).collect();
+    let mut out = format!(
+        "root:x:0:\n{}:x:{}:{}\n{}:x:{}:{}\n",
+        SHARED_GROUP.0,
+        SHARED_GROUP.1,
+        all.join(","),
+        PASSWORD_GROUP.0,
+        PASSWORD_GROUP.1,
+        readers.join(",")
+    );
     for s in SERVICES {
         out.push_str(&format!("{0}:x:{1}:\n", s.name, s.uid));
     }
@@ -155,18 +203,19 @@ mod tests {
         uids.sort_unstable();
         uids.dedup();
         assert_eq!(uids.len(), SERVICES.len());
-        assert!(uids.iter().all(|&u| u != 0 && u != PASSWORD_GROUP.1));
+        assert!(uids.iter().all(|&u| u != 0 && u != SHARED_GROUP.1 && u != PASSWORD_GROUP.1));
     }
 
     #[test]
     fn capabilities_follow_the_design_table() {
         let caps = |n: &str| spec(n).unwrap().capabilities.to_vec();
-        assert_eq!(caps("dhcp4"), ["NET_RAW", "KILL"]);
+        // dhcp4 binds <lease>:68 for the unicast renewal (RFC 2131 §4.4.5).
+        assert_eq!(caps("dhcp4"), ["NET_RAW", "NET_BIND_SERVICE", "KILL"]);
         assert_eq!(caps("dhcp6"), ["NET_BIND_SERVICE", "KILL"]);
         assert_eq!(caps("dhcp4d"), ["NET_RAW", "NET_BIND_SERVICE", "KILL"]);
         assert_eq!(caps("dnsd"), ["NET_BIND_SERVICE"]);
         assert_eq!(caps("radvd"), ["NET_RAW"]);
-        assert_eq!(caps("netconfigd"), ["NET_ADMIN", "NET_RAW", "KILL"]);
+        assert_eq!(caps("netconfigd"), ["NET_ADMIN", "KILL"]);
         assert_eq!(caps("diagd"), ["NET_RAW"]);
         assert_eq!(caps("captured"), ["NET_RAW"]);
         assert!(caps("backupd").contains(&"DAC_READ_SEARCH"));
@@ -198,13 +247,67 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
         let list = v["services"].as_array().unwrap();
         assert_eq!(list.len(), 2);
+        assert_eq!((v["shared_gid"].as_u64(), v["password_gid"].as_u64()), (Some(1000), Some(1010)));
         // Table order: dhcp4 before dnsd.
         assert_eq!(list[0]["name"], "dhcp4");
         assert_eq!(
             list[1],
             serde_json::json!({"name":"dnsd","path":"/svc/dnsd","args":[],"env":{},"uid":1004,"gid":1004,
-                "groups":[],"capabilities":["NET_BIND_SERVICE"]})
+                "groups":[1000],"capabilities":["NET_BIND_SERVICE"]})
         );
+    }
+
+    /// Init makes `/run/router` root:shared-group 1770: a service outside
+    /// the group cannot create its control socket there and exits (seen on
+    /// the first boot of the real init: every service crash-looped with
+    /// "control socket /run/router/<name>.sock: Permission denied").
+    #[test]
+    fn every_service_is_in_the_shared_group() {
+        let m = Manifest::for_services(&SERVICES.iter().map(|s| s.name).collect::<Vec<_>>());
+        assert_eq!(m.services.len(), SERVICES.len());
+        for s in &m.services {
+            assert_eq!(s.groups.first(), Some(&m.shared_gid), "{}", s.name);
+            assert!(s.groups.iter().all(|&g| g != 0), "{}: root's group", s.name);
+            // Only the services that check HTTP basic auth themselves read the password.
+            let reads_password = s.groups.contains(&m.password_gid);
+            assert_eq!(reads_password, ["captured", "backupd"].contains(&s.name.as_str()), "{}", s.name);
+        }
+    }
+
+    /// The manifest of every service passes init's own strict parser and
+    /// validation (what `init --check-manifest` runs), and init reads back
+    /// what the table says.
+    #[test]
+    fn manifest_is_accepted_by_init() {
+        let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+        let m = init::manifest::Manifest::parse(
+            std::path::Path::new("services.json"),
+            &Manifest::for_services(&names).to_json(),
+        )
+        .unwrap();
+        assert_eq!((m.shared_gid, m.password_gid), (SHARED_GROUP.1, PASSWORD_GROUP.1));
+        assert_eq!(m.services.len(), SERVICES.len());
+        for (got, want) in m.services.iter().zip(SERVICES) {
+            assert_eq!(got.name, want.name);
+            assert_eq!((got.uid, got.gid), (want.uid, want.uid));
+            assert_eq!(got.capabilities, want.capabilities);
+            assert_eq!(got.groups[0], SHARED_GROUP.1);
+            assert_eq!(
+                got.command_args(std::path::Path::new("/perm"), std::path::Path::new("/run")),
+                want.args.iter().copied().chain(["--perm", "/perm", "--run", "/run"]).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    /// netconfigd tells init about new addresses only with `--signal-init`
+    /// (tests never pass it); without it the web interface would listen on
+    /// lan0 only after init's 30 s refresh.
+    #[test]
+    fn netconfigd_signals_init_on_the_device() {
+        let m = Manifest::for_services(&["netconfigd", "dhcp4"]);
+        assert_eq!(m.services[0].name, "netconfigd");
+        assert_eq!(m.services[0].args, ["--signal-init"]);
+        assert!(m.services[1].args.is_empty());
     }
 
     #[test]
@@ -215,7 +318,8 @@ mod tests {
             assert!(p.contains(&format!("\n{}:x:{}:{}:", s.name, s.uid, s.uid)), "{}", s.name);
             assert!(g.contains(&format!("\n{}:x:{}:\n", s.name, s.uid)), "{}", s.name);
         }
-        assert!(g.contains("\nrouter:x:1000:captured,backupd\n"));
+        assert!(g.contains("\nrouter:x:1000:netconfigd,dhcp4,dhcp6,dhcp4d,dnsd,radvd,diagd,captured,backupd\n"));
+        assert!(g.contains("\nrouter-password:x:1010:captured,backupd\n"));
         assert!(p.starts_with("root:x:0:0:"));
     }
 }

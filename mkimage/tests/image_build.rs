@@ -206,7 +206,7 @@ fn image_reads_back_with_standard_tools() {
     assert!(entry("/svc/radvd").starts_with("-rwxr-xr-x 0/0"));
     assert!(entry("/bin/routerctl").starts_with("-rwxr-xr-x 0/0"));
     assert!(!listing.contains("/svc/dhcp4"), "the placeholder stays out:\n{listing}");
-    assert!(entry("/etc/router/password").starts_with("-rw-r----- 0/1000"));
+    assert!(entry("/etc/router/password").starts_with("-rw-r----- 0/1010"));
     assert!(entry("/etc/resolv.conf").contains("-> /tmp/resolv.conf"));
     assert!(entry("/tmp").starts_with("drwxrwxrwt"));
     for dir in ["/proc", "/sys", "/dev", "/run", "/perm", "/boot"] {
@@ -261,7 +261,13 @@ fn image_reads_back_with_standard_tools() {
     run("e2fsck", &["-fn", &perm]);
     let stat = run("debugfs", &["-R", "stat /router/password", &perm]);
     assert!(stat.contains("Mode:  0640"), "{stat}");
-    assert!(stat.contains("User:     0   Group:  1000"), "{stat}");
+    assert!(stat.contains("User:     0   Group:  1010"), "{stat}");
+    let stat = run("debugfs", &["-R", "stat /router", &perm]);
+    assert!(stat.contains("Mode:  0750") && stat.contains("User:     0   Group:  1010"), "{stat}");
+    let manifest_groups = &manifest["services"][0]["groups"];
+    assert_eq!(manifest_groups, &serde_json::json!([1000]), "dnsd: the shared group only");
+    assert_eq!((manifest["shared_gid"].as_u64(), manifest["password_gid"].as_u64()), (Some(1000), Some(1010)));
+    assert!(cat("/etc/group").contains("\nrouter-password:x:1010:captured,backupd\n"));
     let interfaces: Value = serde_json::from_str(&run("debugfs", &["-R", "cat /interfaces.json", &perm])).unwrap();
     assert_eq!(interfaces["interfaces"][0]["name"], "uplink0");
     assert_eq!(interfaces["interfaces"][0]["hardware_addr"], mkimage::qemu::UPLINK_MAC);

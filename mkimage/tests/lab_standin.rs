@@ -11,7 +11,7 @@
 mod lab;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use lab::{ROUTER_LAN, Report, RouterUnderTest};
@@ -31,11 +31,12 @@ const RULES: &str = "table inet standin {
   chain forward {
     type filter hook forward priority 0; policy accept;
     iifname \"uplink0\" ct state established,related accept
+    iifname \"uplink0\" icmpv6 type echo-request accept
     iifname \"uplink0\" drop
   }
   chain postrouting {
     type nat hook postrouting priority 100; policy accept;
-    oifname \"uplink0\" masquerade
+    meta nfproto ipv4 oifname \"uplink0\" masquerade
   }
 }
 ";
@@ -68,7 +69,7 @@ fn web_server(ns: &Netns, addr: SocketAddr) {
 #[test]
 fn checks_pass_against_a_standin_router_and_catch_a_broken_one() {
     let test = "checks_pass_against_a_standin_router_and_catch_a_broken_one";
-    if !testbed::require(test, &["dnsmasq", "kea-dhcp6", "dhclient", "dig", "nft", "radvd", "timeout"]) {
+    if !testbed::require(test, &["dnsmasq", "kea-dhcp6", "dhclient", "dig", "nft", "radvd", "timeout", "ping"]) {
         return;
     }
     let isp_ns = Netns::new("isp");
@@ -171,10 +172,14 @@ fn checks_pass_against_a_standin_router_and_catch_a_broken_one() {
     let mut report = Report::default();
     let missing = |_: &str| None;
     let r = RouterUnderTest { uplink_mac: UPLINK_MAC, password: PASSWORD, missing: &missing };
-    let lease_at = lab::run_checks(&mut report, &r, &isp, &lan, "eth0", dir.path(), Duration::from_secs(30));
-    assert!(lease_at.is_some());
+    let client = lab::LanClient::start(&lan, "eth0", dir.path());
+    let mut after_lease_ran = false;
+    let lease_at = lab::run_checks(&mut report, &r, &isp, &lan, "eth0", &client, Duration::from_secs(30), &mut |_| {
+        after_lease_ran = true
+    });
+    assert!(lease_at.is_some() && after_lease_ran);
     report.finish("stand-in router");
-    assert_eq!(report.rows.len(), 8, "every check ran:\n{}", report.table());
+    assert_eq!(report.rows.len(), 11, "every check ran:\n{}", report.table());
 
     // A router without firewall and masquerade must fail the checks.
     router.exec_ok("nft", &["flush", "ruleset"]);
@@ -183,4 +188,11 @@ fn checks_pass_against_a_standin_router_and_catch_a_broken_one() {
     assert!(closed.as_ref().is_err_and(|e| e.contains("Refused")), "{closed:?}");
     let nat = lab::nat_reaches_isp(&isp, &lan, uplink, Duration::from_secs(3));
     assert!(nat.as_ref().is_err_and(|e| e.contains("no masquerade") || e.contains("no TCP connection")), "{nat:?}");
+    let host = lab::global_v6_in(&lan, "eth0", &prefix).unwrap();
+    let _listener = lan.enter(|| TcpListener::bind(SocketAddr::new(IpAddr::V6(host), lab::LAN_PORT)).unwrap());
+    assert_eq!(
+        lab::probe_tcp(&isp.ns, host, lab::LAN_PORT),
+        lab::Probe::Open,
+        "without a firewall the LAN host is open"
+    );
 }

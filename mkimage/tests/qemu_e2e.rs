@@ -5,11 +5,14 @@
 //! namespace, and runs the checks of issue #10 (tests/lab) against it.
 //!
 //! What is not in the image yet is detected, not assumed: mkimage's report
-//! says which services it left out (their binaries are still placeholders)
-//! and whether /init is still the placeholder of issue #9. Checks that need
-//! something missing are skipped by name and the test says so; everything
-//! else must pass. Boot times are reported: QEMU start → the kernel hands
-//! over to init, and init start → the LAN client holds a lease.
+//! says which services it left out (their binaries are still placeholders).
+//! Checks that need one of them are skipped by name and the test says so;
+//! they run by themselves once the service is real. Everything else must
+//! pass, the real init included. Boot times are reported: QEMU start → the
+//! kernel hands over to init, init start → the LAN client (asking from
+//! power-on) holds a lease, init start → every service running and healthy.
+//! The run ends with a power-off from the web interface and a look at
+//! `/perm` as the services left it: who can read which state file.
 //!
 //! `ROUTER7_KERNEL` and `ROUTER7_BINS` point at prebuilt artifacts (ci/test
 //! sets them); `ROUTER7_E2E_CONSOLE=1` shows the serial console live.
@@ -169,12 +172,22 @@ fn is_kernel_line(line: &str) -> bool {
     })
 }
 
-/// Whether a console line comes from service `name` (init prefixes every
-/// service's lines with its name: `name: …`, `name[pid]: …` or `[name] …`).
+/// Whether a console line comes from service `name`: init mirrors every
+/// service line as `<name>: <line>` (init/README.md, "Logs").
 fn is_line_of(line: &str, name: &str) -> bool {
-    let l = line.trim_start();
-    l.strip_prefix(name).is_some_and(|rest| rest.starts_with(':') || rest.starts_with('[') || rest.starts_with(' '))
-        || l.starts_with(&format!("[{name}]"))
+    line.strip_prefix(name).is_some_and(|rest| rest.starts_with(": "))
+}
+
+/// Init's own note that it started `name` (`init: <name>: started, pid …`).
+fn is_started(line: &str, name: &str) -> bool {
+    line.strip_prefix("init: ")
+        .and_then(|l| l.strip_prefix(name))
+        .is_some_and(|rest| rest.starts_with(": started, pid "))
+}
+
+/// Init's own note that `name` exited (`init: <name>: exited (…) after …`).
+fn is_exit(line: &str, name: &str) -> bool {
+    line.strip_prefix("init: ").and_then(|l| l.strip_prefix(name)).is_some_and(|rest| rest.starts_with(": exited"))
 }
 
 /// Fetches init's overview as JSON from the LAN.
@@ -196,20 +209,115 @@ fn init_status(lan: &Netns, password: &str) -> Result<Value, String> {
         .map_err(|e| format!("init's / is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// Whether init's JSON shows `name` running: an object with `"name": name`
-/// and a state/status/phase field saying running.
-fn shows_running(v: &Value, name: &str) -> bool {
-    match v {
-        Value::Object(m) => {
-            let here = m.get("name").and_then(Value::as_str) == Some(name)
-                && ["state", "status", "phase"]
-                    .iter()
-                    .any(|k| m.get(*k).and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case("running")));
-            here || m.values().any(|c| shows_running(c, name))
-        }
-        Value::Array(a) => a.iter().any(|c| shows_running(c, name)),
-        _ => false,
+/// Asks init to power off through its web interface (JSON, with the CSRF
+/// token of the overview); the HTTP status.
+fn web_poweroff(lan: &Netns, password: &str) -> Result<u16, String> {
+    let token = init_status(lan, password)?["csrf_token"].as_str().ok_or("no csrf_token in the overview")?.to_owned();
+    let out = lan.exec(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "-u",
+            &format!("router:{password}"),
+            "-H",
+            "Accept: application/json",
+            "-H",
+            &format!("X-CSRF-Token: {token}"),
+            "-H",
+            "Origin: http://192.168.42.1",
+            "-X",
+            "POST",
+            "http://192.168.42.1/poweroff",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("curl: {e} ({})", out.status))
+}
+
+/// Mode, owner and group of `path` on the ext4 `/perm` at `offset` of `image`.
+fn perm_stat(image: &Path, offset: u64, path: &str) -> Result<(u32, u32, u32), String> {
+    let out = Command::new("debugfs")
+        .args(["-R", &format!("stat {path}"), &format!("{}?offset={offset}", image.display())])
+        .output()
+        .map_err(|e| format!("debugfs: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| -> Option<&str> { text.split(key).nth(1)?.split_whitespace().next() };
+    let mode = field("Mode:").and_then(|m| u32::from_str_radix(m, 8).ok());
+    let (uid, gid) = (field("User:").and_then(|u| u.parse().ok()), field("Group:").and_then(|g| g.parse().ok()));
+    match (mode, uid, gid) {
+        (Some(m), Some(u), Some(g)) => Ok((m, u, g)),
+        _ => Err(format!("/perm{path}: not found ({})", String::from_utf8_lossy(&out.stderr).trim())),
     }
+}
+
+/// Whether a process of `uid` in `groups` may read `path` on `/perm`:
+/// search permission on every folder above it, read permission on it.
+fn perm_readable(image: &Path, offset: u64, path: &str, uid: u32, groups: &[u32]) -> Result<bool, String> {
+    let mut parts: Vec<String> = vec!["/".into()];
+    let mut at = String::new();
+    for c in path.trim_start_matches('/').split('/') {
+        at = format!("{at}/{c}");
+        parts.push(at.clone());
+    }
+    for (i, p) in parts.iter().enumerate() {
+        let (mode, owner, group) = perm_stat(image, offset, p)?;
+        let bits = if owner == uid {
+            mode >> 6
+        } else if groups.contains(&group) {
+            mode >> 3
+        } else {
+            mode
+        } & 7;
+        let need = if i + 1 == parts.len() { 4 } else { 1 };
+        if bits & need == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The phase a service's own `/v1/status` shows once the router is online
+/// (README "Control API"); a service not listed (a new one) must answer
+/// and not be in `Error` or `Unhealthy`.
+fn healthy_phase(name: &str) -> Option<&'static str> {
+    match name {
+        "netconfigd" => Some("Applied"),
+        "dhcp4" | "dhcp6" => Some("Bound"),
+        "dhcp4d" | "radvd" | "dnsd" | "captured" | "backupd" => Some("Up"),
+        // Every check of its tree passes against the simulated ISP, which
+        // also serves its TCP targets (lab::INTERNET4, INTERNET6).
+        "diagd" => Some("Healthy"),
+        _ => None,
+    }
+}
+
+/// Whether init's overview (`status::Overview`: `services[]` with `name`,
+/// `state`, `restarts`, `crash_loop` and the service's own `status`) shows
+/// `name` running since its first start, with its own status healthy.
+fn service_health(overview: &Value, name: &str) -> Result<String, String> {
+    let services = overview["services"].as_array().ok_or("no services[] in init's overview")?;
+    let s = services.iter().find(|s| s["name"] == name).ok_or_else(|| format!("{name}: not in init's overview"))?;
+    let state = s["state"].as_str().unwrap_or("?");
+    if state != "Running" {
+        return Err(format!("{name}: state {state}, last exit {}", s["last_exit"]));
+    }
+    if s["restarts"] != 0 || s["crash_loop"] != false {
+        return Err(format!("{name}: restarted {} times (crash loop {})", s["restarts"], s["crash_loop"]));
+    }
+    let phase = s["status"]["phase"].as_str().ok_or_else(|| {
+        format!("{name}: no own status ({})", s["status_error"].as_str().unwrap_or("no status_error either"))
+    })?;
+    match healthy_phase(name) {
+        Some(want) if phase != want => return Err(format!("{name}: phase {phase}, want {want}")),
+        None if phase == "Error" || phase == "Unhealthy" => return Err(format!("{name}: phase {phase}")),
+        _ => {}
+    }
+    Ok(format!("{name} {phase}"))
 }
 
 #[test]
@@ -224,6 +332,9 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
             "dhclient",
             "dig",
             "curl",
+            "ping",
+            "radvd",
+            "e2fsck",
             "timeout",
             "syslinux",
             "mkfs.ext4",
@@ -264,7 +375,7 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
         .iter()
         .map(|l| (l["name"].as_str().unwrap().to_owned(), l["reason"].as_str().unwrap().to_owned()))
         .collect();
-    let init_placeholder = build["init_placeholder"].as_bool().unwrap();
+    assert_eq!(build["init_placeholder"], false, "the image's /init is the placeholder: build init (issue #9)");
     for (name, reason) in &left_out {
         eprintln!("e2e: {name} is not in the image: {reason}; its checks are skipped");
     }
@@ -303,6 +414,8 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
     isp_ns.ip(&["link", "set", &tap_up.0, "name", "isp0"]);
     lan.ip(&["link", "set", &tap_lan.0, "name", "eth0"]);
     lan.ip(&["link", "set", "eth0", "up"]);
+    // A LAN device plugged in while the router boots: it asks from now on.
+    let client = lab::LanClient::start(&lan, "eth0", dir.path());
     let isp = lab::Isp::start(isp_ns, "isp0");
 
     let mut report = Report::default();
@@ -330,24 +443,13 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
         || {
             let from = serial.wait(0, boot, |l| l.contains("Run /init as init process")).map_or(0, |(i, _, _)| i + 1);
             let (_, t, line) = serial
-                .wait(from, Duration::from_secs(60), |l| {
-                    (!l.trim().is_empty() && !is_kernel_line(l)) || l.contains("Attempted to kill init")
-                })
+                .wait(from, Duration::from_secs(60), |l| !l.trim().is_empty() && !is_kernel_line(l))
                 .ok_or("init printed nothing")?;
-            if !line.contains("Attempted to kill init") {
-                init_at = Some(t);
-                return Ok(format!("{line:?} at {:.1} s", t.as_secs_f64()));
+            if !line.starts_with("init: ") {
+                return Err(format!("the first line after the kernel's is not init's: {line:?}"));
             }
-            // The placeholder prints one line and exits at once; the panic can
-            // halt the machine before the tty has sent that line. Its exit status
-            // 1 in the panic message still proves it ran.
-            if init_placeholder && line.contains("exitcode=0x00000100") {
-                return Ok(format!(
-                    "the placeholder ran and exited 1 at {:.1} s (its line was cut off by the panic)",
-                    t.as_secs_f64()
-                ));
-            }
-            Err(format!("init died before printing anything: {line}"))
+            init_at = Some(t);
+            Ok(format!("{line:?} at {:.1} s", t.as_secs_f64()))
         },
     );
     if let Some(t) = handover_at {
@@ -357,31 +459,7 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
         report.figure("QEMU start → init's first line", format!("{:.2} s", t.as_secs_f64()));
     }
 
-    let placeholder_reason = "init is still the placeholder of issue #9 (it exits at once)".to_owned();
-    report.check(
-        "a kernel panic reboots into the loader's default slot (panic=10)",
-        (!init_placeholder)
-            .then(|| "init is real: it does not exit, so nothing panics here (issue #11 tests this)".into()),
-        || {
-            let (i, t, _) = serial
-                .wait(0, Duration::from_secs(60), |l| l.contains("Kernel panic - not syncing: Attempted to kill init"))
-                .ok_or("the placeholder init exited but the kernel did not panic")?;
-            serial
-                // panic=10 counts with busy loops, which run slow under
-                // software emulation on a loaded machine: allow minutes.
-                .wait(i, Duration::from_secs(300), |l| l.contains("Command line:") && l.contains("router.slot=a"))
-                .ok_or("no second boot of slot a after the panic")?;
-            let (_, t2, _) = serial
-                .wait(i, Duration::from_secs(120), |l| l.contains("Run /init as init process"))
-                .ok_or("the second boot did not reach init")?;
-            Ok(format!("panic at {:.1} s, slot a booted again, init at {:.1} s", t.as_secs_f64(), t2.as_secs_f64()))
-        },
-    );
-
     let missing = |service: &str| -> Option<String> {
-        if init_placeholder {
-            return Some(placeholder_reason.clone());
-        }
         if service == "init" {
             return None;
         }
@@ -393,31 +471,155 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
     };
 
     for service in &in_image {
-        report.check(&format!("service {service} logs on the serial console"), missing(service), || {
-            serial
-                .wait(0, Duration::from_secs(120), |l| is_line_of(l, service))
-                .map(|(_, t, l)| format!("{l:?} at {:.1} s", t.as_secs_f64()))
-                .ok_or_else(|| format!("no line prefixed {service:?} on the console"))
+        report.check(&format!("init starts {service} and it logs on the serial console"), missing(service), || {
+            let (i, t, _) = serial
+                .wait(0, Duration::from_secs(60), |l| is_started(l, service))
+                .ok_or_else(|| format!("no \"init: {service}: started\" on the console"))?;
+            let (_, t2, line) = serial
+                .wait(i, Duration::from_secs(60), |l| is_line_of(l, service) || is_exit(l, service))
+                .ok_or_else(|| format!("no line prefixed \"{service}: \" on the console"))?;
+            if is_exit(&line, service) {
+                return Err(format!("{line:?} at {:.1} s", t2.as_secs_f64()));
+            }
+            Ok(format!("started at {:.1} s; {line:?} at {:.1} s", t.as_secs_f64(), t2.as_secs_f64()))
         });
     }
 
     let router = RouterUnderTest { uplink_mac: UPLINK_MAC, password: &password, missing: &missing };
-    let lease_at = lab::run_checks(&mut report, &router, &isp, &lan, "eth0", dir.path(), Duration::from_secs(120));
+    let needs_web = missing("netconfigd").or_else(|| missing("init"));
+    // All services healthy, checked from the LAN as soon as the LAN client
+    // is configured, so the figure is the router's, not the checks'.
+    let healthy = |wait: Duration| -> Result<Vec<String>, String> {
+        let mut last = Err("no answer yet".to_owned());
+        lab::wait_for(wait, || {
+            last = init_status(&lan, &password)
+                .and_then(|v| in_image.iter().map(|s| service_health(&v, s)).collect::<Result<Vec<_>, _>>());
+            last.as_ref().ok().cloned()
+        })
+        .ok_or_else(|| format!("not every service is running and healthy: {}", last.unwrap_err()))
+    };
+    let mut all_healthy_at = None;
+    let mut after_lease = |report: &mut Report| {
+        report.check(
+            "init shows every service running, never restarted, healthy by its own status",
+            needs_web.clone(),
+            || {
+                let v = healthy(Duration::from_secs(120))?;
+                all_healthy_at = Some(clock::now());
+                Ok(v.join(", "))
+            },
+        );
+    };
+    let lease_at =
+        lab::run_checks(&mut report, &router, &isp, &lan, "eth0", &client, Duration::from_secs(120), &mut after_lease);
     if let (Some(lease), Some(init)) = (lease_at, init_at) {
         report.figure(
-            "init start → LAN client holds a lease",
+            "init start → LAN client holds a lease (it asks every 1–2 s from power-on)",
             format!("{:.2} s", (lease - started - init).as_secs_f64()),
         );
     }
+    if let (Some(all), Some(init)) = (all_healthy_at, init_at) {
+        report.figure(
+            "init start → every service running and healthy (polled from the LAN)",
+            format!("{:.2} s", (all - started - init).as_secs_f64()),
+        );
+    }
 
-    let needs_web = missing("netconfigd").or_else(|| missing("init"));
-    report.check("init shows every service running", needs_web, || {
-        let v = lab::wait_for(Duration::from_secs(60), || {
-            init_status(&lan, &password).ok().filter(|v| in_image.iter().all(|s| shows_running(v, s)))
-        })
-        .ok_or_else(|| format!("not every service shows as running: {:?}", init_status(&lan, &password)))?;
-        Ok(format!("{} running ({} bytes of status)", in_image.join(", "), v.to_string().len()))
+    report.check("no service exited or restarted while the checks ran", needs_web.clone(), || {
+        let v = healthy(Duration::from_secs(10))?;
+        let exits: Vec<String> = serial.all().into_iter().filter(|l| in_image.iter().any(|s| is_exit(l, s))).collect();
+        if !exits.is_empty() {
+            return Err(format!("init saw services exit: {}", exits.join(" | ")));
+        }
+        Ok(format!("still {}", v.join(", ")))
     });
+    // Last: a clean power-off from the web interface, then /perm as the
+    // services left it, read from the image. Readers that have not landed
+    // yet (dnsd, diagd) are checked too: their files must be ready for them.
+    let mut qemu = qemu;
+    let mut powered_off = false;
+    report.check("a power-off from the web interface stops the machine cleanly", needs_web, || {
+        let code = web_poweroff(&lan, &password)?;
+        if code != 202 {
+            return Err(format!("POST /poweroff answered {code}, want 202"));
+        }
+        let asked = clock::now();
+        let status = lab::wait_for(Duration::from_secs(90), || qemu.child.try_wait().ok().flatten())
+            .ok_or("QEMU still runs 90 s after the power-off")?;
+        powered_off = true;
+        let all = serial.all();
+        for want in ["every service stopped; poweroff", "reboot: Power down"] {
+            if !all.iter().any(|l| l.contains(want)) {
+                return Err(format!("{want:?} not on the console"));
+            }
+        }
+        Ok(format!("QEMU exited ({status}) {:.1} s after the request", (clock::now() - asked).as_secs_f64()))
+    });
+    let perm_at = build["partitions"][3]["start"].as_u64().unwrap();
+    let no_poweroff = (!powered_off).then(|| "the machine was not powered off cleanly".to_owned());
+    report.check("/perm is clean after the power-off (e2fsck)", no_poweroff.clone(), || {
+        let out = Command::new("e2fsck")
+            .args(["-fn", &format!("{}?offset={perm_at}", image.display())])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "e2fsck: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok("no errors, no journal to replay".into())
+    });
+    let groups_of = |name: &str| -> (u32, Vec<u32>) {
+        let m = mkimage::services::Manifest::for_services(&[name]);
+        let s = &m.services[0];
+        (s.uid, std::iter::once(s.gid).chain(s.groups.iter().copied()).collect())
+    };
+    // (file, its writer, who must read it, who must not)
+    let files: &[(&str, &str, &[&str], &[&str])] = &[
+        ("/interfaces.json", "init", &["netconfigd", "dhcp4", "dhcp4d", "dnsd", "radvd"], &[]),
+        ("/dhcp4/wire/lease.json", "dhcp4", &["netconfigd", "dnsd", "diagd"], &[]),
+        ("/dhcp6/wire/lease.json", "dhcp6", &["netconfigd", "radvd", "dnsd", "diagd"], &[]),
+        ("/dhcp4d/leases.json", "dhcp4d", &["dnsd"], &[]),
+        ("/router/password", "init", &["captured", "backupd"], &["dhcp4d", "dnsd", "netconfigd", "radvd"]),
+        ("/init/logs/dhcp4d.log", "init", &[], &["dhcp4d", "dnsd", "netconfigd"]),
+    ];
+    for (file, writer, readers, not_readers) in files {
+        let skip = no_poweroff.clone().or_else(|| missing(writer));
+        report.check(&format!("/perm{file} is readable by {readers:?} and not by {not_readers:?}"), skip, || {
+            let mut wrong = Vec::new();
+            for (who, want) in readers.iter().map(|r| (r, true)).chain(not_readers.iter().map(|r| (r, false))) {
+                let (uid, groups) = groups_of(who);
+                if perm_readable(&image, perm_at, file, uid, &groups)? != want {
+                    wrong.push(format!("{who} {}", if want { "cannot read it" } else { "can read it" }));
+                }
+            }
+            let (mode, uid, gid) = perm_stat(&image, perm_at, file)?;
+            if !wrong.is_empty() {
+                return Err(format!("mode {mode:o} {uid}:{gid}: {}", wrong.join(", ")));
+            }
+            Ok(format!("mode {:o} {uid}:{gid}", mode & 0o7777))
+        });
+    }
+    let client_mac = lan.ip_json(&["link", "show", "eth0"])[0]["address"].as_str().unwrap_or("").to_owned();
+    report.check(
+        "dhcp4d kept the LAN client's lease in /perm/dhcp4d/leases.json",
+        no_poweroff.or_else(|| missing("dhcp4d")),
+        || {
+            let out = Command::new("debugfs")
+                .args(["-R", "cat /dhcp4d/leases.json", &format!("{}?offset={perm_at}", image.display())])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let leases: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("leases.json: {e}"))?;
+            let found = leases
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|l| l["hardware_addr"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(&client_mac)));
+            found.map(|l| l.to_string()).ok_or_else(|| format!("no lease for {client_mac}: {leases}"))
+        },
+    );
     drop(qemu);
     report.finish("router image under QEMU");
 }
@@ -426,16 +628,38 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
 fn console_lines_are_told_apart() {
     assert!(is_kernel_line("[    2.087756] Run /init as init process"));
     assert!(!is_kernel_line("init: not implemented yet (issue #9)"));
-    assert!(!is_kernel_line("[dnsd] listening"));
+    assert!(!is_kernel_line("dnsd: listening"));
     assert!(is_line_of("dnsd: listening on 192.168.42.1:53", "dnsd"));
-    assert!(is_line_of("[dnsd] listening", "dnsd"));
-    assert!(is_line_of("dhcp4[231]: bound", "dhcp4"));
     assert!(!is_line_of("dhcp4d: serving", "dhcp4"));
-    let v: Value =
-        serde_json::json!({"services":[{"name":"dnsd","state":"running"},{"name":"dhcp4","state":"backoff"}]});
-    assert!(shows_running(&v, "dnsd"));
-    assert!(!shows_running(&v, "dhcp4"));
-    assert!(!shows_running(&v, "radvd"));
+    assert!(!is_line_of("init: dhcp4: started, pid 58, attempt 1 (boot)", "dhcp4"));
+    assert!(is_started("init: dhcp4: started, pid 58, attempt 1 (boot)", "dhcp4"));
+    assert!(!is_started("init: dhcp4d: started, pid 60, attempt 1 (boot)", "dhcp4"));
+    assert!(is_exit("init: radvd: exited (exit code 1) after 0.5 s; restarting in 1s", "radvd"));
+    assert!(!is_exit("radvd: exited the loop", "radvd"));
+}
+
+#[test]
+fn service_health_reads_inits_overview() {
+    let v: Value = serde_json::json!({"services":[
+        {"name":"dhcp4","state":"Running","restarts":0,"crash_loop":false,"status":{"phase":"Bound"}},
+        {"name":"radvd","state":"Running","restarts":0,"crash_loop":false,"status":{"phase":"Pending"}},
+        {"name":"dhcp6","state":"Running","restarts":2,"crash_loop":false,"status":{"phase":"Bound"}},
+        {"name":"dhcp4d","state":"Backoff","restarts":1,"crash_loop":false,"last_exit":{"code":1}},
+        {"name":"dnsd","state":"Running","restarts":0,"crash_loop":false,"status_error":"not answering: x"},
+        {"name":"diagd","state":"Running","restarts":0,"crash_loop":false,"status":{"phase":"Healthy"}}
+    ]});
+    assert_eq!(service_health(&v, "dhcp4").unwrap(), "dhcp4 Bound");
+    assert!(service_health(&v, "diagd").is_ok());
+    for (name, why) in [
+        ("radvd", "want Up"),
+        ("dhcp6", "restarted 2"),
+        ("dhcp4d", "state Backoff"),
+        ("dnsd", "not answering"),
+        ("netconfigd", "not in"),
+    ] {
+        let err = service_health(&v, name).unwrap_err();
+        assert!(err.contains(why), "{name}: {err}");
+    }
 }
 
 /// The firmware path of a trial boot (issue #11) on the real image: with

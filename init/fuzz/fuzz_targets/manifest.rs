@@ -18,4 +18,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(!s.env.contains_key("HOME"));
     }
     assert!(m.shared_gid > 0);
+    assert!(m.password_gid > 0 && m.password_gid != u32::MAX);
 });

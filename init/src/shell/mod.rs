@@ -103,6 +103,8 @@ pub struct Config {
     pub kmsg: bool,
     /// The console input for the rescue prompt.
     pub rescue: Option<crate::rescue::RescueConfig>,
+    /// Where updates write when not PID 1 (tests).
+    pub update: crate::update::Options,
 }
 
 /// What the boot sequence found (PID 1) or what stands in for it.
@@ -123,13 +125,18 @@ pub enum Outcome {
     Reboot,
     /// Power off.
     Poweroff,
+    /// Reboot into the kernel an update's activation loaded (kexec).
+    Kexec,
 }
 
 impl Outcome {
-    fn name(self) -> &'static str {
+    /// `reboot`, `poweroff` or `kexec`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             Self::Reboot => "reboot",
             Self::Poweroff => "poweroff",
+            Self::Kexec => "kexec",
         }
     }
 }
@@ -208,6 +215,7 @@ struct Init {
     pool: Option<ListenerPool>,
     listener_errors: BTreeMap<String, String>,
     watchdog: Option<Watchdog>,
+    watchdog_withheld: bool,
     shutdown: Option<Outcome>,
     manifest_error: Option<String>,
     dirty: bool,
@@ -351,7 +359,15 @@ impl Handler for Init {
         let now = cx.now();
         match tag {
             TIMER_WATCHDOG => {
-                if let Some(w) = self.watchdog.as_mut()
+                // A trial long past its deadline without a decision carried out:
+                // let the watchdog reset into the loader's default (the old slot).
+                let may = self.shared.update.get().is_none_or(|u| u.watchdog_may_ping(now));
+                if !may && !self.watchdog_withheld {
+                    self.watchdog_withheld = true;
+                    self.say(None, "update trial overdue: no more watchdog pings".into());
+                }
+                if may
+                    && let Some(w) = self.watchdog.as_mut()
                     && let Err(e) = w.ping()
                 {
                     self.say(None, format!("watchdog ping failed: {e}"));

@@ -15,7 +15,8 @@ fn make_dir(dir: &Path, mode: u32, gid: Option<u32>) -> io::Result<()> {
 }
 
 /// Copies the image's password to `<perm>/router/password` when that is absent,
-/// readable by root and the services' shared group (captured and backupd check it).
+/// readable by root and group `gid` (the manifest's `password_gid`: captured
+/// and backupd check it); an existing file and its folder get that group.
 pub fn ensure_password(
     perm: &Path,
     image_password: &Path,
@@ -57,7 +58,8 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
         Ok(m) => (m, None),
         Err(e) => {
             notes.push(format!("MANIFEST NOT USED, no service runs: {e}"));
-            (Manifest { services: Vec::new(), shared_gid: manifest::DEFAULT_SHARED_GID }, Some(e.to_string()))
+            let gid = manifest::DEFAULT_SHARED_GID;
+            (Manifest { services: Vec::new(), shared_gid: gid, password_gid: gid }, Some(e.to_string()))
         }
     };
     let shared_gid = manifest.shared_gid;
@@ -68,7 +70,7 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
             notes.push(format!("{}: {e}", dir.display()));
         }
     }
-    let password_file = match ensure_password(&cfg.perm, &cfg.image_password, shared_gid, root) {
+    let password_file = match ensure_password(&cfg.perm, &cfg.image_password, manifest.password_gid, root) {
         Ok((file, said)) => {
             notes.extend(said);
             file
@@ -78,9 +80,11 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
             cfg.perm.join("router/password")
         }
     };
+    // mkimage writes {"version","build_time"} (pretty-printed JSON); older
+    // images a plain line.
     let version = std::fs::read_to_string(&cfg.version_file)
         .ok()
-        .and_then(|t| t.lines().next().map(|l| l.trim().to_owned()))
+        .map(|t| bootslot::api::ImageVersion::parse(&t).to_string())
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| "unknown version".into());
 
@@ -124,6 +128,24 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
         if persistent { "Mounted" } else { "Temporary" },
         &facts.perm.detail,
     );
+    let update_setup = crate::update::Setup {
+        dir: cfg.perm.join("init"),
+        cmdline: crate::cmdline::KernelCmdline {
+            root: facts.boot.root.clone(),
+            slot: facts.boot.slot,
+            trial: facts.boot.trial,
+            ignored: Vec::new(),
+        },
+        version_file: cfg.version_file.clone(),
+        hostname: facts.hostname.clone(),
+        mode: cfg.mode,
+        devices: if cfg.mode == Mode::Pid1 {
+            crate::update::Devices::from_root(facts.boot.root.as_deref(), Path::new("/sys"), Path::new("/dev"))
+        } else {
+            crate::update::Devices::from_options(&cfg.update)
+        },
+    };
+    crate::update::Updater::start(update_setup, Arc::clone(&shared), control.clone());
     let socket = runtime::control::socket_path(&cfg.run, "init");
     control.serve_with(&socket, Some(crate::control_api::extension(control.clone(), Arc::clone(&shared))))?;
     ev.attach_control(control.clone());
@@ -211,6 +233,7 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
         pool: Some(pool),
         listener_errors: BTreeMap::new(),
         watchdog,
+        watchdog_withheld: false,
         shutdown: None,
         manifest_error,
         dirty: true,

@@ -190,7 +190,9 @@ impl Init {
             Request::Start(n) => index(n).map(|i| (i, self.sup.start_one(i, now))),
             Request::Reboot => return self.begin_shutdown(registry, Outcome::Reboot, now),
             Request::Poweroff => return self.begin_shutdown(registry, Outcome::Poweroff, now),
+            Request::Kexec => return self.begin_shutdown(registry, Outcome::Kexec, now),
             Request::Refresh => return self.refresh(),
+            Request::Note(text) => return self.say(None, text.clone()),
         };
         match result {
             Some((i, Ok(actions))) => {

@@ -21,6 +21,7 @@
 //! | `/reboot` · `/poweroff` | | act |
 //! | `/metrics` | Prometheus text | |
 //! | `/static/style.css` · `/static/app.js` | assets | |
+//! | `/update/…` | features, status | uploads and activation: [`crate::update::web`] (no CSRF token: see there) |
 //!
 //! Routing ([`Site::route`]) is a function of the request's parts, tested
 //! without sockets; [`Site::handle`] does the IO, and streams events on a
@@ -360,6 +361,18 @@ impl Site {
 
     /// Answers one request (the listener threads call this).
     pub fn handle(&self, mut request: tiny_http::Request) {
+        if request.url().starts_with("/update/")
+            && let Some(updater) = self.shared.update.get()
+        {
+            // Update bodies are streamed to the disk, never read into memory here.
+            let authorized = self
+                .auth
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|a| a.check_header(runtime::http::request_header(&request, "Authorization")));
+            return crate::update::web::handle(updater, request, authorized);
+        }
         let mut body = Vec::new();
         if *request.method() == tiny_http::Method::Post {
             let _ = request.as_reader().take(MAX_BODY as u64).read_to_end(&mut body);

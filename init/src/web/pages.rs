@@ -187,7 +187,11 @@ pub fn overview(o: &Overview, token: &str) -> String {
             .collect();
         let _ = write!(h, "<tr><th>{label}<td>{}</tr>", list.join("<br>"));
     }
-    h.push_str("</table>\n<h2>Power</h2>\n<p>");
+    h.push_str("</table>\n");
+    if let Some(u) = &o.update {
+        h.push_str(&update_section(u));
+    }
+    h.push_str("<h2>Power</h2>\n<p>");
     h.push_str(&action_form("/reboot", "Reboot", token, Some("Reboot the router?")));
     h.push_str(&action_form(
         "/poweroff",
@@ -197,6 +201,73 @@ pub fn overview(o: &Overview, token: &str) -> String {
     ));
     h.push_str("</p>\n");
     h.push_str(FOOT);
+    h
+}
+
+fn part_cell(p: &bootslot::api::Part) -> String {
+    use bootslot::api::Part;
+    match p {
+        Part::Installed => "installed by the image build".into(),
+        Part::Written { sha256, bytes: n, at } => {
+            format!("<span title=\"sha256 {}\">{} · {}</span>", esc(sha256), bytes(*n), esc(at))
+        }
+        Part::Missing { reason } => format!("<span class=warn>{}</span>", esc(reason)),
+    }
+}
+
+/// Both slots, the trial and the last update (issue 11).
+fn update_section(u: &bootslot::api::UpdateStatus) -> String {
+    let mut h = String::from("<h2>Updates</h2>\n");
+    if let Some(why) = &u.unavailable {
+        let _ = writeln!(h, "<p class=muted>Updates are off: {}</p>", esc(why));
+    }
+    if let Some(t) = &u.trial {
+        let failing: Vec<String> = t.results.iter().filter(|r| !r.ok).map(|r| esc(&r.check.to_string())).collect();
+        let _ = writeln!(
+            h,
+            "<div class=warn>Slot {} is on trial: {:.0} s left to become healthy{}.</div>",
+            t.record.to_slot,
+            t.remaining_seconds,
+            if failing.is_empty() { String::new() } else { format!(" (waiting for {})", failing.join(", ")) }
+        );
+    }
+    if let Some(l) = &u.last_update {
+        let what = match l.outcome {
+            bootslot::api::UpdateOutcome::Updated => format!("updated to {}", esc(&l.trial.to_version.to_string())),
+            bootslot::api::UpdateOutcome::RolledBack => format!(
+                "rolled back from {} to {}: {}",
+                esc(&l.trial.to_version.to_string()),
+                esc(&l.trial.from_version.to_string()),
+                esc(l.trial.reason.as_deref().unwrap_or("?"))
+            ),
+        };
+        let _ = writeln!(h, "<p>Last update ({}): {what}</p>", esc(&l.finished_at));
+    }
+    h.push_str("<table><tr><th>slot<th>version<th>root<th>kernel<th></tr>\n");
+    for s in &u.slots {
+        let mut tags = Vec::new();
+        if s.active {
+            tags.push("running".to_owned());
+        }
+        if s.default {
+            tags.push("default".to_owned());
+        }
+        if let Some(f) = &s.failed {
+            tags.push(format!("<span class=warn>trial failed: {}</span>", esc(f)));
+        } else if !s.activatable && !s.active {
+            tags.push(format!("<span class=muted>not bootable: {}</span>", esc(s.reason.as_deref().unwrap_or(""))));
+        }
+        let _ = writeln!(
+            h,
+            "<tr><td>{}<td>{}<td>{}<td>{}<td>{}</tr>",
+            s.slot,
+            esc(s.version.as_deref().unwrap_or("?")),
+            part_cell(&s.root),
+            part_cell(&s.kernel),
+            tags.join(" · ")
+        );
+    }
+    h.push_str("</table>\n");
     h
 }
 

@@ -73,6 +73,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// The manifest's shared_gid.
     pub shared_gid: Option<u32>,
+    /// The manifest's password_gid.
+    pub password_gid: Option<u32>,
     /// Run in this network namespace (`ip netns exec`).
     pub netns: Option<String>,
     /// Do not pass --http-addr: listen on the private addresses.
@@ -112,6 +114,9 @@ impl Init {
         let mut manifest = json!({ "services": entries });
         if let Some(g) = opts.shared_gid {
             manifest["shared_gid"] = json!(g);
+        }
+        if let Some(g) = opts.password_gid {
+            manifest["password_gid"] = json!(g);
         }
         fs::write(root.join("services.json"), manifest.to_string()).unwrap();
         fs::write(root.join("image-password"), format!("{PASSWORD}\n")).unwrap();

@@ -25,6 +25,8 @@ fn dnsmasq(setup: &Setup, dir: &Path, t1: u32, t2: u32) -> Peer {
                 "-k",
                 "--no-resolv",
                 "--port=0",
+                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
+                "--pid-file=",
                 "--bind-interfaces",
                 "--interface=srv0",
                 // 2 minutes is dnsmasq's shortest lease; T1/T2 make it move sooner.
@@ -222,6 +224,8 @@ fn waits_for_the_uplink_uses_the_spoofed_mac_and_signals_readers() {
                 "-k",
                 "--no-resolv",
                 "--port=0",
+                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
+                "--pid-file=",
                 "--bind-interfaces",
                 "--interface=srv0",
                 "--dhcp-range=192.168.77.10,192.168.77.20,2m",

@@ -40,6 +40,8 @@ fn dnsmasq_without_prefixes_gives_an_address_and_we_do_not_spin() {
                 "-k",
                 "--no-resolv",
                 "--port=0",
+                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
+                "--pid-file=",
                 "--bind-interfaces",
                 "--interface=srv0",
                 "--dhcp-range=2001:db8::100,2001:db8::1ff,64,2m",

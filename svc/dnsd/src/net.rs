@@ -142,12 +142,60 @@ pub fn listen_addr(ip: IpAddr, scope: u32, port: u16) -> SocketAddr {
     }
 }
 
-/// A UDP listener on exactly `addr`.
-pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    UdpSocket::bind(addr)
+/// A non-blocking socket of `kind` bound to exactly `addr` with
+/// `IP(V6)_FREEBIND`: a LAN address that netconfigd has just added is still
+/// tentative for about a second (IPv6 duplicate address detection), and the
+/// SIGUSR1 that announces it comes at once; without it the bind failed with
+/// EADDRNOTAVAIL and the address (lan0's link-local one is what radvd
+/// announces as the DNS server) was served only at the next 10 s retry.
+/// Only addresses found on non-uplink interfaces are ever bound.
+fn bind_freely(addr: SocketAddr, kind: SocketType) -> io::Result<rustix::fd::OwnedFd> {
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let flags = rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK;
+    let fd = rustix::net::socket_with(family, kind, flags, None)?;
+    if kind == SocketType::STREAM {
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+    }
+    if addr.is_ipv4() {
+        sockopt::set_ip_freebind(&fd, true)?;
+    } else {
+        sockopt::set_ipv6_freebind(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    Ok(fd)
 }
 
-/// A TCP listener on exactly `addr`.
+/// A UDP listener on exactly `addr` (see [`bind_freely`]).
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    Ok(UdpSocket::from_std(std::net::UdpSocket::from(bind_freely(addr, SocketType::DGRAM)?)))
+}
+
+/// A TCP listener on exactly `addr` (see [`bind_freely`]).
 pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
+    let fd = bind_freely(addr, SocketType::STREAM)?;
+    rustix::net::listen(&fd, 1024)?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Addresses not (yet) usable, as a tentative one is: documentation
+    /// addresses on no interface of this machine. The binds succeed and the
+    /// sockets are the non-blocking ones mio expects.
+    #[test]
+    fn listeners_bind_addresses_that_are_not_usable_yet() {
+        for ip in ["192.0.2.53", "2001:db8:7237::53"] {
+            let addr = SocketAddr::new(ip.parse().unwrap(), 0);
+            let udp = bind_udp(addr).unwrap_or_else(|e| panic!("udp {addr}: {e}"));
+            assert_eq!(udp.local_addr().unwrap().ip(), addr.ip());
+            let tcp = bind_tcp(addr).unwrap_or_else(|e| panic!("tcp {addr}: {e}"));
+            assert_eq!(tcp.local_addr().unwrap().ip(), addr.ip());
+            let mut buf = [0u8; 16];
+            let err = udp.recv_from(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "non-blocking");
+            assert_eq!(tcp.accept().unwrap_err().kind(), io::ErrorKind::WouldBlock, "non-blocking, listening");
+        }
+    }
 }

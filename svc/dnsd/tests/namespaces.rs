@@ -78,6 +78,9 @@ impl Lab {
             "--local-ttl=300",
             "--log-queries",
             &format!("--log-facility={}", log.display()),
+            // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid, and the
+            // loser exits after binding port 53 (ready, then gone, no log).
+            "--pid-file=",
         ]
         .iter()
         .map(|s| (*s).to_owned())

@@ -2,8 +2,9 @@
 //! `AF_PACKET` sockets (`sockaddr_ll`, `SO_ATTACH_FILTER`), `SO_BINDTODEVICE`,
 //! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs` (addresses, and links with
 //! their flags and counters), `recvmmsg`, IPv6 ancillary data (`IPV6_PKTINFO`,
-//! `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; and the one
-//! `unsafe` std call a supervisor needs, `CommandExt::pre_exec` ([`set_child_setup`]).
+//! `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; `kexec_file_load`
+//! (init's updates); and the one `unsafe` std call a supervisor needs, `CommandExt::pre_exec`
+//! ([`set_child_setup`]).
 //!
 //! rustix lists `sigprocmask`, `sigaction` and `signalfd` as not implemented
 //! (`rustix/src/not_implemented.rs`) and has no `sockaddr_ll`, so these go through `libc`.
@@ -53,20 +54,34 @@ pub fn block_signals(signals: &[i32]) -> io::Result<()> {
 }
 
 /// Clears the signal mask and restores default dispositions of the signals a
-/// parent may have changed. Meant for `CommandExt::pre_exec`: children inherit
-/// the blocked mask, and std's `Command` does not reset it, so without this a
-/// service would never see SIGTERM. Async-signal-safe.
+/// parent may have changed, except SIGUSR1, which the child starts with
+/// ignored. Meant for `CommandExt::pre_exec`: children inherit the blocked
+/// mask, and std's `Command` does not reset it, so without this a service
+/// would never see SIGTERM. Async-signal-safe.
+///
+/// Why SIGUSR1 is ignored: it means "your inputs changed" and peers send it
+/// through the pid file, which init writes as soon as it has forked, so it
+/// can arrive before the service has blocked it for its `signalfd`; its
+/// default action would kill the service (seen on the image: backupd exited
+/// on signal 10 a second after it started, at netconfigd's first apply).
+/// Ignoring loses nothing: a runtime service blocks it before it reads its
+/// inputs ([`crate::service::start`]), and a blocked signal is queued for
+/// the `signalfd` whatever its disposition. The dispositions are set while
+/// the parent's mask still blocks everything, so a SIGUSR1 already pending
+/// is discarded rather than delivered.
 pub fn reset_signals_for_child() -> io::Result<()> {
+    for signal in [libc::SIGPIPE, libc::SIGHUP, libc::SIGUSR2] {
+        // SAFETY: SIG_DFL is a valid disposition for these catchable signals.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    // SAFETY: SIG_IGN is a valid disposition for SIGUSR1.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
     // SAFETY: sigset_t is plain data, initialised by sigemptyset.
     let mut set: libc::sigset_t = unsafe { zeroed() };
     // SAFETY: `set` is a valid, writable sigset_t.
     cvt(unsafe { libc::sigemptyset(&mut set) })?;
     // SAFETY: `set` is initialised; sigprocmask is async-signal-safe.
     cvt(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) })?;
-    for signal in [libc::SIGPIPE, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
-        // SAFETY: SIG_DFL is a valid disposition for these catchable signals.
-        unsafe { libc::signal(signal, libc::SIG_DFL) };
-    }
     Ok(())
 }
 
@@ -766,6 +781,55 @@ pub fn send_ipv6(
     cvt_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &raw const msg, 0) })
 }
 
+/// `kexec_file_load(2)` flag: no initramfs (`KEXEC_FILE_NO_INITRAMFS`).
+const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 0x4;
+/// `kexec_file_load(2)` flag: unload what is loaded (`KEXEC_FILE_UNLOAD`).
+const KEXEC_FILE_UNLOAD: libc::c_ulong = 0x1;
+
+/// `kexec_file_load(2)`: loads the kernel image open at `kernel` (a bzImage)
+/// with `cmdline` and no initramfs, for a later
+/// `reboot(LINUX_REBOOT_CMD_KEXEC)`. The kernel parses and checks the image
+/// itself: `ENOEXEC`/`EINVAL` mean a bad image, `ENOSYS` a kernel without
+/// `CONFIG_KEXEC_FILE`, `EPERM` a missing `CAP_SYS_BOOT` (or lockdown).
+/// rustix has no wrapper for it.
+pub fn kexec_file_load(kernel: BorrowedFd<'_>, cmdline: &str) -> io::Result<()> {
+    let line = std::ffi::CString::new(cmdline)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "kernel command line contains a NUL byte"))?;
+    // The length counts the terminating NUL (the kernel checks it is there).
+    let len = line.as_bytes_with_nul().len();
+    // SAFETY: raw syscall with: a borrowed, open descriptor; initrd_fd -1, which
+    // KEXEC_FILE_NO_INITRAMFS tells the kernel to ignore; a pointer to `len`
+    // bytes of a NUL-terminated string that outlives the call; plain flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_file_load,
+            kernel.as_raw_fd(),
+            -1 as libc::c_int,
+            len as libc::c_ulong,
+            line.as_ptr(),
+            KEXEC_FILE_NO_INITRAMFS,
+        )
+    };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Unloads a kernel loaded with [`kexec_file_load`] (`KEXEC_FILE_UNLOAD`).
+pub fn kexec_file_unload() -> io::Result<()> {
+    // SAFETY: raw syscall with KEXEC_FILE_UNLOAD, which ignores the descriptors
+    // (-1) and the command line (length 0, null pointer).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_file_load,
+            -1 as libc::c_int,
+            -1 as libc::c_int,
+            0 as libc::c_ulong,
+            std::ptr::null::<libc::c_char>(),
+            KEXEC_FILE_UNLOAD,
+        )
+    };
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -810,6 +874,12 @@ mod tests {
         }
         assert_eq!(status_field(&status, "NoNewPrivs:"), "1");
         assert_eq!(status_field(&status, "SigBlk:"), "0000000000000000");
+        // Only SIGUSR1 (10, bit 9) is ignored: a reload request before the
+        // child has set up its signalfd must not kill it.
+        let ignored = u64::from_str_radix(&status_field(&status, "SigIgn:"), 16).unwrap();
+        assert_ne!(ignored & (1 << 9), 0, "SIGUSR1 ignored: {ignored:016x}");
+        let reset = [libc::SIGPIPE, libc::SIGHUP, libc::SIGUSR2].iter().map(|&s| 1u64 << (s - 1)).sum::<u64>();
+        assert_eq!(ignored & reset, 0, "SIGPIPE, SIGHUP, SIGUSR2 at their defaults: {ignored:016x}");
     }
 
     #[test]
@@ -874,6 +944,21 @@ mod tests {
         let sock = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None).unwrap();
         assert!(interface_mtu(sock.as_fd(), "lo").unwrap() >= 1280);
         assert!(interface_mtu(sock.as_fd(), "does-not-exist0").is_err());
+    }
+
+    #[test]
+    fn kexec_file_load_refuses_what_is_not_a_kernel() {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("runtime-kexec-{}", std::process::id()));
+        std::fs::File::create(&path).unwrap().write_all(&[0x5a; 4096]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let err = kexec_file_load(file.as_fd(), "console=ttyS0").unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        // Root on a kernel with KEXEC_FILE: ENOEXEC (no loader takes it); without
+        // the capability or under a seccomp filter: EPERM; a kernel without it: ENOSYS.
+        let errno = err.raw_os_error().unwrap();
+        assert!([libc::ENOEXEC, libc::EPERM, libc::ENOSYS].contains(&errno), "unexpected {err}");
+        assert_eq!(kexec_file_load(file.as_fd(), "a\0b").unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 }
 

@@ -49,6 +49,8 @@ fn dnsmasq_offer_reaches_our_raw_socket() {
                 "-k",
                 "--no-resolv",
                 "--port=0",
+                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
+                "--pid-file=",
                 "--bind-interfaces",
                 "--interface=srv0",
                 "--dhcp-range=192.168.77.10,192.168.77.20,20m",

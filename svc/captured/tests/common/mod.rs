@@ -46,6 +46,8 @@ impl Net {
                     "-k",
                     "--no-resolv",
                     "--port=0",
+                    // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
+                    "--pid-file=",
                     "--bind-interfaces",
                     "--interface=isp0",
                     "--dhcp-range=10.99.0.10,10.99.0.20,20m",

@@ -376,6 +376,67 @@ mod tests {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
+    /// The kernel options an expression needs beyond nf_tables' core
+    /// (`nf_tables-objs` in linux/net/netfilter/Makefile: payload, cmp,
+    /// bitwise, byteorder, meta, immediate, rt, exthdr, counter, …). The
+    /// match is exhaustive, so a new expression must say what it needs.
+    fn kernel_options(e: &Expr) -> &'static [&'static str] {
+        match e {
+            Expr::Meta { .. }
+            | Expr::Cmp { .. }
+            | Expr::Bitwise { .. }
+            | Expr::Payload { .. }
+            | Expr::ImmediateData { .. }
+            | Expr::Verdict(_)
+            | Expr::RtTcpMss { .. }
+            | Expr::Hton16 { .. }
+            | Expr::SetTcpMss { .. } => &[],
+            Expr::Ct { .. } => &["CONFIG_NFT_CT"],
+            Expr::Counter(_) => &["CONFIG_NFT_OBJREF"],
+            Expr::Limit { .. } => &["CONFIG_NFT_LIMIT"],
+            Expr::Dnat { .. } => &["CONFIG_NFT_NAT"],
+            Expr::Masquerade => &["CONFIG_NFT_MASQ"],
+            Expr::FibDaddrType { .. } => &["CONFIG_NFT_FIB_IPV4", "CONFIG_NFT_FIB_IPV6"],
+        }
+    }
+
+    /// The appliance's kernel (kernel-config/router7.config) builds in every
+    /// expression the ruleset uses. It once lacked objref (the named
+    /// counters), and on the image every firewall batch failed with ENOENT
+    /// at its first rule: no firewall, no NAT.
+    #[test]
+    fn the_appliance_kernel_has_every_expression_the_ruleset_uses() {
+        let fragment =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernel-config/router7.config"))
+                .expect("kernel-config/router7.config is part of the repository");
+        let r = crate::nft::Reg(1);
+        let every = [
+            Expr::Meta { key: crate::nft::MetaKey::IifName, dreg: r },
+            Expr::Cmp { sreg: r, op: crate::nft::CmpOp::Eq, data: vec![] },
+            Expr::Bitwise { sreg: r, dreg: r, mask: vec![], xor: vec![] },
+            Expr::Payload { base: crate::nft::PayloadBase::Transport, offset: 0, len: 2, dreg: r },
+            Expr::Ct { key: crate::nft::CtKey::State, dreg: r },
+            Expr::ImmediateData { dreg: r, data: vec![] },
+            Expr::Verdict(Verdict::Accept),
+            Expr::Counter("c".into()),
+            Expr::Limit { rate: 1, per_seconds: 1, burst: 1 },
+            Expr::Dnat { family: Family::Ip, addr: r, proto_min: r, proto_max: r },
+            Expr::Masquerade,
+            Expr::FibDaddrType { dreg: r },
+            Expr::RtTcpMss { dreg: r },
+            Expr::Hton16 { reg: r },
+            Expr::SetTcpMss { sreg: r },
+        ];
+        for e in &every {
+            for option in kernel_options(e) {
+                assert!(
+                    fragment.lines().any(|l| l.trim() == format!("{option}=y")),
+                    "{e:?} needs {option}=y in kernel-config/router7.config"
+                );
+            }
+        }
+    }
+
     #[test]
     fn attributes_are_aligned_and_big_endian() {
         let mut a = Attrs::default();
