@@ -22,7 +22,6 @@ use std::io::{self, BufRead, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -119,8 +118,6 @@ pub struct Event {
 const RING_CAPACITY: usize = 1000;
 /// The file is trimmed back to [`RING_CAPACITY`] lines once it has this many.
 const FILE_MAX_LINES: usize = 2 * RING_CAPACITY;
-/// Requests served at once; more get 503 (a local API, not a web server).
-const MAX_IN_FLIGHT: usize = 32;
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// How long `healthz` waits for the loop to answer.
@@ -219,7 +216,6 @@ struct Shared {
     changed: Condvar,
     commands: Mutex<Vec<Command>>,
     waker: LoopWaker,
-    in_flight: AtomicUsize,
 }
 
 impl Shared {
@@ -263,28 +259,8 @@ impl Control {
                 changed: Condvar::new(),
                 commands: Mutex::new(Vec::new()),
                 waker,
-                in_flight: AtomicUsize::new(0),
             }),
         }
-    }
-
-    /// Starts serving on `socket` (removing a stale one; mode 0600) in a helper thread.
-    pub fn serve(&self, socket: &Path) -> io::Result<()> {
-        self.serve_with(socket, None)
-    }
-
-    /// Like [`Control::serve`], but `extension` sees every request first (on the
-    /// request's own thread, within the same in-flight limit) and answers the
-    /// ones it owns; it hands the others back for the standard API. init adds
-    /// its own endpoints and its aggregated `/v1/status` this way.
-    pub fn serve_with(&self, socket: &Path, extension: Option<Extension>) -> io::Result<()> {
-        let listener = bind_socket(socket)?;
-        let server = tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?;
-        let shared = Arc::clone(&self.shared);
-        std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || accept_loop(&server, &shared, extension.as_ref()))?;
-        Ok(())
     }
 
     /// Starts serving on `socket` (removing a stale one; mode 0600) with
@@ -307,6 +283,11 @@ impl Control {
         let listener = bind_socket(socket)?;
         let control = self.clone();
         let handler: httpd::Handler = Arc::new(move |request: &httpd::Request| {
+            // No endpoint takes a body: one too large to have been read
+            // first is refused unread, never ignored by a command.
+            if !request.body_read() {
+                return httpd::Response::json(413, &json!({"error": "request bodies are not taken here"})).into();
+            }
             if let Some(outcome) = extension.as_ref().and_then(|e| e(request)) {
                 return outcome;
             }
@@ -521,120 +502,11 @@ fn status_json(shared: &Shared) -> Value {
     Value::Object(doc)
 }
 
-/// A handler that sees control requests before the standard API: it answers the
-/// ones it owns and returns the others (see [`Control::serve_with`]).
-pub type Extension = Arc<dyn Fn(tiny_http::Request) -> Option<tiny_http::Request> + Send + Sync>;
-
-fn accept_loop(server: &tiny_http::Server, shared: &Arc<Shared>, extension: Option<&Extension>) {
-    loop {
-        let request = match server.recv() {
-            Ok(r) => r,
-            Err(e) => {
-                crate::log_warn!("control: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        if shared.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-            respond(request, 503, &json!({"error": "too many requests"}));
-            continue;
-        }
-        let shared = Arc::clone(shared);
-        let extension = extension.cloned();
-        let spawned = std::thread::Builder::new().name("control-req".into()).spawn(move || {
-            let request = match &extension {
-                Some(extension) => extension(request),
-                None => Some(request),
-            };
-            if let Some(request) = request {
-                handle(request, &shared);
-            }
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-        });
-        if let Err(e) = spawned {
-            crate::log_warn!("control: cannot spawn a request thread: {e}");
-        }
-    }
-}
-
-fn respond(request: tiny_http::Request, code: u16, body: &Value) {
-    let mut text = body.to_string();
-    text.push('\n');
-    let response = tiny_http::Response::from_string(text)
-        .with_status_code(code)
-        .with_header(crate::http::header("Content-Type", "application/json"));
-    // The client may be gone; nothing to do about it.
-    let _ = request.respond(response);
-}
-
 /// Splits `path?query` and decodes the query's `key=value` pairs (see
 /// [`crate::http::split_query`]).
 #[must_use]
 pub fn split_query(url: &str) -> (&str, Vec<(String, String)>) {
     crate::http::split_query(url)
-}
-
-fn handle(request: tiny_http::Request, shared: &Shared) {
-    let url = request.url().to_owned();
-    let (path, query) = split_query(&url);
-    let get = *request.method() == tiny_http::Method::Get;
-    let post = *request.method() == tiny_http::Method::Post;
-    match path {
-        "/v1/healthz" if get => {
-            if loop_answers(shared) {
-                respond(request, 200, &json!({"status": "ok"}));
-            } else {
-                respond(request, 503, &json!({"status": "failed", "reason": "event loop did not answer"}));
-            }
-        }
-        "/v1/status" if get => respond(request, 200, &status_json(shared)),
-        "/v1/events" if get => {
-            let mut since = 0u64;
-            let mut wait = Duration::ZERO;
-            let mut topic = String::new();
-            for (k, v) in query {
-                let bad = match k.as_str() {
-                    "since" => v.parse().map(|n| since = n).is_err(),
-                    "wait" => v
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|w| w.is_finite() && *w >= 0.0)
-                        .map(|w| wait = Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())))
-                        .is_none(),
-                    "topic" => {
-                        topic = v;
-                        false
-                    }
-                    _ => false,
-                };
-                if bad {
-                    return respond(request, 400, &json!({"error": format!("invalid value for {k}")}));
-                }
-            }
-            let events = wait_for_events(shared, since, &topic, wait);
-            let next = events.last().map_or(since, |e| e.seq);
-            respond(request, 200, &json!({"events": events, "next": next}));
-        }
-        _ if path.starts_with("/v1/commands/") => {
-            if !post {
-                return respond(request, 405, &json!({"error": "use POST"}));
-            }
-            let name = &path["/v1/commands/".len()..];
-            match Command::parse(name) {
-                Some(command) => {
-                    shared.commands.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(command);
-                    shared.waker.wake();
-                    respond(request, 202, &json!({"accepted": true, "command": command.name()}));
-                }
-                None => {
-                    respond(request, 404, &json!({"accepted": false, "error": format!("unknown command {name:?}")}))
-                }
-            }
-        }
-        "/v1/healthz" | "/v1/status" | "/v1/events" => respond(request, 405, &json!({"error": "use GET"})),
-        _ => respond(request, 404, &json!({"error": format!("no such endpoint {path:?}")})),
-    }
 }
 
 fn loop_answers(shared: &Shared) -> bool {
@@ -739,28 +611,6 @@ mod tests {
             self.control.emit("svc.reloaded", json!({ "n": self.reloads }));
             self.control.set_phase(Phase::Applied);
         }
-    }
-
-    #[test]
-    fn an_extension_answers_its_own_paths_and_hands_back_the_rest() {
-        let dir = tmpdir("ext");
-        let sock = socket_path(&dir.0, "init");
-        let ev = EventLoop::new().unwrap();
-        let control = Control::new("init", None, ev.waker());
-        control.set_field("standard", json!(true));
-        let extension: Extension = Arc::new(|request: tiny_http::Request| {
-            if request.url() == "/v1/services" {
-                respond(request, 200, &json!({"services": ["dhcp4"]}));
-                return None;
-            }
-            Some(request)
-        });
-        control.serve_with(&sock, Some(extension)).unwrap();
-        let get = |p: &str| unix_http::request(&sock, "GET", p, b"", Duration::from_secs(5)).unwrap();
-        assert_eq!(get("/v1/services").json().unwrap()["services"][0], "dhcp4");
-        let status = get("/v1/status").json().unwrap();
-        assert_eq!((status["name"].clone(), status["standard"].clone()), (json!("init"), json!(true)));
-        assert_eq!(get("/v1/other").status, 404);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! What every HTTP endpoint of ours shares: tiny_http listeners on the router's
-//! private addresses (re-made when addresses change), HTTP basic auth against
-//! the router password, and small response helpers.
+//! What every HTTP endpoint of ours shares: listeners on the router's
+//! private addresses, served by the process's [`httpd::Server`] and kept in
+//! step with the addresses ([`ListenerSet`]), HTTP basic auth against the
+//! router password, and small response helpers.
 //!
 //! Private means the addresses [`crate::netif::private_addrs`] returns: loopback
 //! and every address of an up interface not named `uplink*`. Listeners never
@@ -17,15 +18,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::httpd;
-
-/// A response header. Our names and values are ASCII; a value that is not (from
-/// data) is replaced by an empty `X-Invalid-Header` rather than failing the response.
-#[must_use]
-pub fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .or_else(|()| tiny_http::Header::from_bytes(&b"X-Invalid-Header"[..], &b""[..]))
-        .expect("a fixed ASCII header is valid")
-}
 
 /// Decodes `%XX` escapes and `+` (as space) in a query component.
 #[must_use]
@@ -51,34 +43,6 @@ pub fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether the client asked for JSON (`Accept: application/json`).
-#[must_use]
-pub fn wants_json(request: &tiny_http::Request) -> bool {
-    request.headers().iter().any(|h| h.field.equiv("Accept") && h.value.as_str().contains("application/json"))
-}
-
-/// The value of a request header.
-#[must_use]
-pub fn request_header<'a>(request: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
-    request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
-}
-
-/// Answers with JSON.
-pub fn respond_json(request: tiny_http::Request, code: u16, body: &Value) {
-    let mut text = serde_json::to_string_pretty(body).unwrap_or_else(|_| "null".into());
-    text.push('\n');
-    respond(request, code, "application/json", text);
-}
-
-/// Answers with `body` of `content_type`.
-pub fn respond(request: tiny_http::Request, code: u16, content_type: &str, body: String) {
-    let response = tiny_http::Response::from_string(body)
-        .with_status_code(code)
-        .with_header(header("Content-Type", content_type))
-        .with_header(header("Cache-Control", "no-store"));
-    let _ = request.respond(response);
 }
 
 /// The user name of HTTP basic auth on every private endpoint.
@@ -135,99 +99,6 @@ impl BasicAuth {
             Err(_) => false,
         }
     }
-
-    /// Whether `request` is authorised.
-    #[must_use]
-    pub fn check(&self, request: &tiny_http::Request) -> bool {
-        self.check_header(request_header(request, "Authorization"))
-    }
-
-    /// Answers 401 with a challenge.
-    pub fn challenge(request: tiny_http::Request) {
-        let response = tiny_http::Response::from_string("authentication required\n")
-            .with_status_code(401)
-            .with_header(header("WWW-Authenticate", "Basic realm=\"router7\""))
-            .with_header(header("Content-Type", "text/plain"));
-        let _ = request.respond(response);
-    }
-}
-
-/// What every listener of a pool calls for each request.
-pub type RequestHandler = Arc<dyn Fn(tiny_http::Request) + Send + Sync>;
-
-/// One listener per private address, kept in step with the addresses
-/// (router7's multilisten): new addresses get a listener, vanished ones are closed.
-pub struct ListenerPool {
-    port: u16,
-    handler: RequestHandler,
-    servers: BTreeMap<SocketAddr, Arc<tiny_http::Server>>,
-}
-
-impl std::fmt::Debug for ListenerPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerPool").field("port", &self.port).field("addrs", &self.servers.keys()).finish()
-    }
-}
-
-impl ListenerPool {
-    /// A pool for `port` (nothing listens until [`ListenerPool::update`]).
-    #[must_use]
-    pub fn new(port: u16, handler: RequestHandler) -> Self {
-        Self { port, handler, servers: BTreeMap::new() }
-    }
-
-    /// Listens on exactly `addrs` (`(address, interface index)`; the index is the
-    /// scope of link-local IPv6 addresses). Returns the errors of addresses that
-    /// could not be bound; those are retried on the next update.
-    pub fn update(&mut self, addrs: &[(IpAddr, u32)]) -> Vec<(SocketAddr, io::Error)> {
-        let wanted: Vec<SocketAddr> = addrs
-            .iter()
-            .map(|&(ip, scope)| match ip {
-                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-                    SocketAddr::V6(SocketAddrV6::new(v6, self.port, 0, scope))
-                }
-                _ => SocketAddr::new(ip, self.port),
-            })
-            .collect();
-        let gone: Vec<SocketAddr> = self.servers.keys().filter(|a| !wanted.contains(a)).copied().collect();
-        for addr in gone {
-            if let Some(server) = self.servers.remove(&addr) {
-                server.unblock();
-            }
-        }
-        let mut errors = Vec::new();
-        for addr in wanted {
-            if self.servers.contains_key(&addr) {
-                continue;
-            }
-            match self.start(addr) {
-                Ok(server) => {
-                    self.servers.insert(addr, server);
-                }
-                Err(e) => errors.push((addr, e)),
-            }
-        }
-        errors
-    }
-
-    /// The addresses listened on (with the actual port when the pool's port is 0).
-    #[must_use]
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.servers.values().filter_map(|s| s.server_addr().to_ip()).collect()
-    }
-
-    fn start(&self, addr: SocketAddr) -> io::Result<Arc<tiny_http::Server>> {
-        let listener = bind_freely(addr)?;
-        let server = Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
-        let serving = Arc::clone(&server);
-        let handler = Arc::clone(&self.handler);
-        std::thread::Builder::new().name(format!("http {addr}")).spawn(move || {
-            for request in serving.incoming_requests() {
-                handler(request);
-            }
-        })?;
-        Ok(server)
-    }
 }
 
 /// A TCP listener on `addr` with `IP_FREEBIND`/`IPV6_FREEBIND`: the bind
@@ -252,14 +123,6 @@ fn bind_freely(addr: SocketAddr) -> io::Result<TcpListener> {
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, 128)?;
     Ok(TcpListener::from(fd))
-}
-
-impl Drop for ListenerPool {
-    fn drop(&mut self) {
-        for server in self.servers.values() {
-            server.unblock();
-        }
-    }
 }
 
 /// Splits `path?query` and decodes the query's `key=value` pairs.
@@ -452,38 +315,6 @@ mod tests {
         Ok(out)
     }
 
-    #[test]
-    fn pool_follows_the_address_set() {
-        let handler: RequestHandler = Arc::new(|req| respond(req, 200, "text/plain", "hi\n".into()));
-        let mut pool = ListenerPool::new(0, handler);
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(pool.update(&[(lo, 1)]).is_empty());
-        let addrs = pool.local_addrs();
-        assert_eq!(addrs.len(), 1);
-        assert!(get(addrs[0]).unwrap().ends_with("hi\n"));
-        pool.update(&[]);
-        assert!(pool.local_addrs().is_empty());
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(get(addrs[0]).is_err(), "a vanished address is no longer served");
-    }
-
-    /// A LAN address announced by SIGUSR1 is often still tentative (IPv6
-    /// DAD): binding it must not fail, or it is not listened on until the
-    /// next change (seen on the image: `/metrics on [2001:db8:8000::1]:8068:
-    /// Cannot assign requested address`). Documentation addresses stand in
-    /// for addresses not yet usable; nothing here configures them.
-    #[test]
-    fn pool_binds_addresses_that_are_not_usable_yet() {
-        let handler: RequestHandler = Arc::new(|req| respond(req, 200, "text/plain", "hi\n".into()));
-        let mut pool = ListenerPool::new(0, handler);
-        let v4: IpAddr = "192.0.2.77".parse().unwrap();
-        let v6: IpAddr = "2001:db8:7237::77".parse().unwrap();
-        let errors = pool.update(&[(v4, 0), (v6, 0)]);
-        assert!(errors.is_empty(), "{errors:?}");
-        let mut got: Vec<IpAddr> = pool.local_addrs().iter().map(SocketAddr::ip).collect();
-        got.sort();
-        assert_eq!(got, [v4, v6]);
-    }
     fn answer_hi() -> httpd::Handler {
         Arc::new(|r: &httpd::Request| reply(200, "text/plain", format!("hi {}\n", r.path())).into())
     }
@@ -512,6 +343,11 @@ mod tests {
         assert!(both.iter().all(|a| get(*a).is_err()), "dropping the set closes its listeners");
     }
 
+    /// A LAN address announced by SIGUSR1 is often still tentative (IPv6
+    /// DAD): binding it must not fail, or it is not listened on until the
+    /// next change (seen on the image: `/metrics on [2001:db8:8000::1]:8068:
+    /// Cannot assign requested address`). Documentation addresses stand in
+    /// for addresses not yet usable; nothing here configures them.
     #[test]
     fn listener_set_binds_addresses_that_are_not_usable_yet() {
         let server = httpd::Server::new().unwrap();
