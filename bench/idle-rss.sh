@@ -20,6 +20,7 @@
 #   bench/idle-rss.sh                 # needs root, ip, unshare, dnsmasq, curl
 #   BINS=dir SETTLE=30 bench/idle-rss.sh
 #   FORMAT=kv bench/idle-rss.sh       # machine-readable: name=… rss_kib=… lines
+#   SMAPS=dir bench/idle-rss.sh       # also copies each process's /proc/PID/smaps there
 #
 # This is what ci/budgets checks against the RSS budget (see ci/README.md): a
 # proxy for the device, where the same binaries run under the same init; the
@@ -147,6 +148,7 @@ for name in init $services; do
   rss=$(field "$pid" VmRSS) anon=$(field "$pid" RssAnon) file=$(field "$pid" RssFile)
   hwm=$(field "$pid" VmHWM) threads=$(field "$pid" Threads) p=$(pss "$pid")
   size=$(stat -c %s "$BINS/$name")
+  if [ -n "${SMAPS:-}" ]; then mkdir -p "$SMAPS" && cat "/proc/$pid/smaps" >"$SMAPS/$name.smaps"; fi
   total_rss=$((total_rss + rss)) total_anon=$((total_anon + anon)) total_file=$((total_file + file))
   total_pss=$((total_pss + p)) total_threads=$((total_threads + threads))
   rows+=("$name $rss $anon $file $p $hwm $threads $size")
