@@ -40,22 +40,26 @@ echo
 
 if [[ " $PARTS " == *" boot "* ]]; then
   log=$(mktemp /tmp/r7b-qemu-boot.XXXXXX)
-  cargo test --locked --release -q -p mkimage --test qemu_e2e -- --nocapture --test-threads=1 >"$log" 2>&1 ||
+  ROUTER7_STRICT=1 cargo test --locked --release -q -p mkimage --test qemu_e2e -- --nocapture --test-threads=1 >"$log" 2>&1 ||
     echo "(the end-to-end test failed; its figures below are from the steps that ran; log kept in $log)"
   echo "| boot (mkimage/tests/qemu_e2e.rs) | time |"
   echo "|---|---|"
   figures "$log"
+  echo
+  echo "qemu_e2e (ROUTER7_STRICT=1): $(grep -m1 '^test result' "$log" || echo 'no result line')"
   echo
 fi
 
 if [[ " $PARTS " == *" update "* ]]; then
   if [ -f mkimage/tests/update_e2e.rs ] && cargo run --locked -q -p mkimage -- --help 2>&1 | grep -q "mkimage update"; then
     log=$(mktemp /tmp/r7b-qemu-update.XXXXXX)
-    cargo test --locked --release -q -p mkimage --test update_e2e -- --nocapture --test-threads=1 >"$log" 2>&1 ||
+    ROUTER7_STRICT=1 cargo test --locked --release -q -p mkimage --test update_e2e -- --nocapture --test-threads=1 >"$log" 2>&1 ||
       echo "(the update test failed; its figures below are from the steps that ran; log kept in $log)"
     echo "| update (mkimage/tests/update_e2e.rs) | time |"
     echo "|---|---|"
     figures "$log"
+    echo
+    echo "update_e2e (ROUTER7_STRICT=1): $(grep -m1 '^test result' "$log" || echo 'no result line')"
   else
     echo "Update downtime (kexec vs firmware reboot): not available yet (no \`mkimage update\`, issue #11)."
   fi
