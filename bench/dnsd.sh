@@ -10,6 +10,9 @@
 # Namespaces: `cli` (dnsperf, 10.9.1.100) — `fw` (the three forwarders on
 # 10.9.1.1 dnsd, 10.9.1.2 dnsmasq, 10.9.1.3 unbound) — `up` (the upstream,
 # dnsmasq answering every name under zone.example with TTL 3600, 10.9.0.53).
+# Also in `fw`, on 10.9.1.4: the floor (svc/dnsd/examples/udp_floor.rs), dnsd's
+# receive/send loop with no DNS work, answering every query with a fixed record:
+# its CPU per query is what the kernel costs here, the part no forwarder avoids.
 #
 # For each forwarder, two query mixes:
 #   cache hit:  100 names, asked in a loop after a warm-up pass;
@@ -25,9 +28,11 @@
 #               1,000 answered queries.
 # Everything is measured $ROUNDS times, the forwarders in turn, and the median
 # reported (the machine may be shared: medians of interleaved rounds are what
-# survives other load). Peak RSS is VmHWM at the end. Settings are matched
-# where the programs allow: 10,000 cache entries, 1,024 queries in flight, one
-# thread each. dnsd is the static binary the appliance ships (ci/build-static).
+# survives other load); the cache-hit CPU ratio to dnsmasq is also given as
+# the median of the per-round ratios, which cancels load that drifts between
+# rounds. Peak RSS is VmHWM at the end. Settings are matched where the programs
+# allow: 10,000 cache entries, 1,024 queries in flight, one thread each. dnsd
+# is the static binary the appliance ships (ci/build-static; DNSD= overrides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,12 +44,15 @@ for t in dnsperf dnsmasq unbound ip; do
   command -v "$t" >/dev/null || { echo "bench/dnsd.sh needs $t" >&2; exit 1; }
 done
 
+target=${CARGO_TARGET_DIR:-$PWD/target}/static
 if [ -z "${DNSD:-}" ]; then
-  target=${CARGO_TARGET_DIR:-$PWD/target}/static
   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --locked --target x86_64-unknown-linux-gnu \
     --target-dir "$target" -p dnsd
   DNSD=$target/x86_64-unknown-linux-gnu/release/dnsd
 fi
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --locked --target x86_64-unknown-linux-gnu \
+  --target-dir "$target" -p dnsd --example udp_floor
+FLOOR=$target/x86_64-unknown-linux-gnu/release/examples/udp_floor
 
 work=$(mktemp -d /tmp/dnsd-bench.XXXXXX)
 tag=$$
@@ -69,7 +77,7 @@ ip link add fwup netns $ns_fw type veth peer name upfw netns $ns_up
 ip link add fwcli netns $ns_fw type veth peer name clifw netns $ns_cli
 ip -n $ns_up addr add 10.9.0.53/24 dev upfw
 ip -n $ns_fw addr add 10.9.0.1/24 dev fwup
-for a in 1 2 3; do ip -n $ns_fw addr add 10.9.1.$a/24 dev fwcli; done
+for a in 1 2 3 4; do ip -n $ns_fw addr add 10.9.1.$a/24 dev fwcli; done
 ip -n $ns_cli addr add 10.9.1.100/24 dev clifw
 for l in "$ns_up upfw" "$ns_fw fwup" "$ns_fw fwcli" "$ns_cli clifw"; do
   set -- $l
@@ -127,7 +135,9 @@ forward-zone:
 EOF
 ip netns exec $ns_fw unbound -c "$work/unbound.conf" &
 pid_unbound=$!
-for a in 1 2 3; do wait_port $ns_fw 10.9.1.$a; done
+ip netns exec $ns_fw "$FLOOR" 10.9.1.4:53 &
+pid_floor=$!
+for a in 1 2 3 4; do wait_port $ns_fw 10.9.1.$a; done
 
 # Query files.
 for i in $(seq 0 99); do echo "h$i.zone.example A"; done >"$work/hit.txt"
@@ -191,14 +201,25 @@ round() { # name addr pid round
   rm -f "$work/${name}s$r.txt" "$work/${name}r$r.txt"
 }
 
+round_floor() { # the cache-hit measurements only: the floor has no cache to miss
+  local r=$1 qps n lat before after
+  read -r qps n lat < <(perf 10.9.1.4 "$work/hit.txt" -c 10 -q 200)
+  put floor hit_qps "$qps"; put floor hit_lat_sat "$lat"
+  before=$(cpu_ns "$pid_floor")
+  read -r qps n lat < <(perf 10.9.1.4 "$work/hit.txt" -Q "$RATE")
+  after=$(cpu_ns "$pid_floor")
+  put floor hit_lat "$lat"; put floor hit_cpu "$(ms_per_1000 $((after - before)) "$n")"
+}
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-order=(dnsd dnsmasq unbound)
+order=(dnsd dnsmasq unbound floor)
 for r in $(seq 1 "$ROUNDS"); do
   for name in "${order[@]}"; do
     case $name in
       dnsd) round dnsd 10.9.1.1 $pid_dnsd "$r" ;;
       dnsmasq) round dnsmasq 10.9.1.2 $pid_dnsmasq "$r" ;;
       unbound) round unbound 10.9.1.3 $pid_unbound "$r" ;;
+      floor) round_floor "$r" ;;
     esac
   done
   order=("${order[@]:1}" "${order[0]}")
@@ -218,6 +239,15 @@ row() { # label key scale format
   u=$(awk -v v="$(median unbound "$key")" -v s="$scale" -v f="$fmt" 'BEGIN { printf f, v * s }')
   echo "| $label | $d | $m | $u | $(ratio "$d" "$m") | $(ratio "$d" "$u") |"
 }
+
+floor_row() { # label key scale format
+  local out="| $1 |" n
+  for n in floor dnsd dnsmasq unbound; do
+    out="$out $(awk -v v="$(median $n "$2")" -v s="$3" -v f="$4" 'BEGIN { printf f, v * s }') |"
+  done
+  echo "$out"
+}
+above() { awk -v a="$(median "$1" hit_cpu)" -v f="$(median floor hit_cpu)" 'BEGIN { printf "%.2f", a - f }'; }
 
 cat <<EOF
 ### Run of $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, load $load_before → $load_after
@@ -242,4 +272,17 @@ $(row "cache miss: p50 latency at ${RATE} q/s (ms)" miss_p50 1000 %.3f)
 $(row "cache miss: p99 latency at ${RATE} q/s (ms)" miss_p99 1000 %.3f)
 $(row "cache miss: CPU ms per 1,000 queries at ${RATE} q/s" miss_cpu 1 %.2f)
 $(row "peak RSS (MB)" rss 1 %.1f)
+
+Cache hit, per-round ratio dnsd/dnsmasq of CPU per query (median, and the range over the rounds):
+$(paste "$work/res/dnsd.hit_cpu" "$work/res/dnsmasq.hit_cpu" | awk '$2 > 0 {print $1 / $2}' | sort -g |
+  awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f (%.2f to %.2f over %d rounds)", m, v[1], v[NR], NR}')
+
+The floor (a receive/send loop answering with a fixed record, no DNS work) for cache hits:
+
+| | floor | dnsd | dnsmasq | unbound |
+|---|---|---|---|---|
+$(floor_row "queries/s at saturation" hit_qps 1 %.0f)
+$(floor_row "avg latency at ${RATE} q/s (ms)" hit_lat 1000 %.3f)
+$(floor_row "CPU ms per 1,000 queries at ${RATE} q/s" hit_cpu 1 %.2f)
+| CPU ms per 1,000 queries above the floor | – | $(above dnsd) | $(above dnsmasq) | $(above unbound) |
 EOF

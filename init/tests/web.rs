@@ -299,16 +299,7 @@ fn metrics_are_prometheus_text_promtool_accepts() {
     ] {
         assert!(r.body.contains(want), "missing {want}:\n{}", r.body);
     }
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(r.body.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    runtime::testing::promtool_check(&r.body).unwrap();
 }
 
 #[test]

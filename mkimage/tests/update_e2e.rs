@@ -152,9 +152,17 @@ impl Prober {
 
     /// From `t0` to the first answer after the first miss after `t0`.
     fn downtime(&self, t0: Instant) -> Option<Duration> {
+        self.outage(t0).map(|(_, _, back)| back.saturating_duration_since(t0))
+    }
+
+    /// The outage after `t0`: the last answer before it (after `t0` when the
+    /// old system still answered then), its first miss and the first answer after it.
+    fn outage(&self, t0: Instant) -> Option<(Option<Instant>, Instant, Instant)> {
         let log = self.log.lock().unwrap();
         let miss = log.iter().position(|(t, ok)| *t >= t0 && !ok)?;
-        log[miss..].iter().find(|(_, ok)| *ok).map(|(t, _)| t.saturating_duration_since(t0))
+        let back = log[miss..].iter().find(|(_, ok)| *ok).map(|(t, _)| *t)?;
+        let last = log[..miss].iter().rev().find(|(_, ok)| *ok).map(|(t, _)| *t);
+        Some((last, log[miss].0, back))
     }
 }
 
@@ -341,6 +349,54 @@ fn firmware_boot(lines: &[String]) -> bool {
     lines.iter().any(|l| l.contains("SeaBIOS") || l.contains("SYSLINUX"))
 }
 
+/// Where one update's downtime goes: console milestones (the first line
+/// matching each, from `from` on) and the LAN probe, in seconds after the
+/// activation `t0`. Console times are when a line reached the host: userland
+/// lines written while init is busy starting services may lag behind.
+fn breakdown(serial: &common::Serial, from: usize, t0: Instant, prober: &Prober) -> String {
+    // (needle, what, whether it is the new system's: searched from its kernel's first line on).
+    const MILESTONES: &[(&str, &str, bool)] = &[
+        ("activating slot", "activation logged", false),
+        ("shutting down for", "stopping services", false),
+        ("every service stopped", "services stopped", false),
+        ("init: rebooting", "sync+unmount done, reboot(2)", false),
+        ("kexec_core: Starting new kernel", "kexec jump", false),
+        ("SeaBIOS", "firmware (SeaBIOS)", false),
+        ("SYSLINUX", "boot loader (syslinux)", false),
+        ("Linux version", "new kernel's first line", false),
+        ("Run /init as init process", "kernel runs /init", true),
+        ("init: router7 PID 1 starting", "init starting", true),
+        ("router7 init,", "init's loop (services started)", true),
+        ("added address 192.168.42.1/24 to lan0", "netconfigd: lan0 address", true),
+        ("netconfigd: info: applied in", "netconfigd applied", true),
+        ("dnsd: info: listening on udp 192.168.42.1:53", "dnsd listening on lan0", true),
+        ("dhcp4: info: renewed", "dhcp4 bound (renewed)", true),
+        ("dhcp4: info: bound", "dhcp4 bound", true),
+        ("dhcp4d: info: listening on lan0", "dhcp4d serving lan0", true),
+    ];
+    let lines = serial.since_timed(from);
+    let secs = |t: Instant| {
+        if t >= t0 { (t - t0).as_secs_f64() } else { -(t0 - t).as_secs_f64() }
+    };
+    let booted = lines.iter().position(|(_, l)| l.contains("Linux version"));
+    let mut marks: Vec<(f64, String)> = MILESTONES
+        .iter()
+        .filter_map(|(needle, what, new_system)| {
+            let skip = if *new_system { booted? } else { 0 };
+            lines.iter().skip(skip).find(|(_, l)| l.contains(needle)).map(|(t, _)| (secs(*t), (*what).to_owned()))
+        })
+        .collect();
+    if let Some((last, miss, back)) = prober.outage(t0) {
+        if let Some(last) = last {
+            marks.push((secs(last), "probe: last answer of the old system".into()));
+        }
+        marks.push((secs(miss), "probe: first miss".into()));
+        marks.push((secs(back), "probe: answered again".into()));
+    }
+    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    marks.iter().map(|(t, what)| format!("{t:6.2} s  {what}")).collect::<Vec<_>>().join("\n")
+}
+
 fn command_lines(lines: &[String]) -> Vec<String> {
     lines.iter().filter(|l| l.contains("Command line:")).cloned().collect()
 }
@@ -400,6 +456,14 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
         panic!("the base image never got healthy, so nothing can be updated (do its services run?): {e}")
     });
     eprintln!("e2e: base image healthy; client {}; {seen}", lease.addr);
+    // As an ISP's router does once it has delegated a prefix (kea only hands
+    // it out): without this route diagd's tcp6 check from lan0 fails after a
+    // reboot, and a trial that demands diagd Healthy (when it was so at the
+    // activation) could never commit.
+    match lab::wait_for(Duration::from_secs(60), || router.isp.delegated_prefix()) {
+        Some(p) => router.isp.route_delegated(&p, lab::eui64_link_local(mkimage::qemu::UPLINK_MAC)),
+        None => eprintln!("e2e: kea delegated no prefix within 60 s; no route for it"),
+    }
     // The probe: DNS through dnsd when it is in the image, else TCP through
     // NAT, else a ping: the strongest one that works on the base image.
     let mut kinds = vec![ProbeKind::Tcp, ProbeKind::Ping];
@@ -484,6 +548,8 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
 
     let mut kexec_down = None;
     let mut kexec_handoff = None;
+    let mut kexec_gap = None;
+    let mut kexec_steps = String::new();
     if want.iter().any(|s| s == "good") {
         let before = leases(&router);
         report.check(
@@ -501,6 +567,10 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
                 let t0 = tool.activated_at().ok_or("no activation line")?;
                 kexec_down = prober.downtime(t0);
                 kexec_handoff = handoff(&serial, from, t0);
+                kexec_gap =
+                    prober.outage(t0).map(|(last, miss, back)| back.saturating_duration_since(last.unwrap_or(miss)));
+                kexec_steps = breakdown(&serial, from, t0, &prober);
+                eprintln!("e2e: kexec update, seconds after the activation:\n{kexec_steps}");
                 let lines = serial.since(from);
                 let boots = command_lines(&lines);
                 if boots.len() != 1 || !boots[0].contains("router.slot=b router.trial=1") {
@@ -616,6 +686,8 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
 
     let mut firmware_down = None;
     let mut firmware_handoff = None;
+    let mut firmware_gap = None;
+    let mut firmware_steps = String::new();
     if want.iter().any(|s| s == "firmware") {
         if !img("v4").exists() {
             build("v4", "e2e-4", &bins);
@@ -629,6 +701,10 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
             let t0 = tool.activated_at().ok_or("no activation line")?;
             firmware_down = prober.downtime(t0);
             firmware_handoff = handoff(&serial, from, t0);
+            firmware_gap =
+                prober.outage(t0).map(|(last, miss, back)| back.saturating_duration_since(last.unwrap_or(miss)));
+            firmware_steps = breakdown(&serial, from, t0, &prober);
+            eprintln!("e2e: firmware update, seconds after the activation:\n{firmware_steps}");
             let lines = serial.since(from);
             let boots = command_lines(&lines);
             if boots.len() != 1 || !boots[0].contains("router.slot=a router.trial=1") || !firmware_boot(&lines) {
@@ -656,6 +732,16 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
     );
     report.figure("update downtime through kexec (activation → LAN client answered)", fmt(kexec_down));
     report.figure("update downtime through the firmware (activation → LAN client answered)", fmt(firmware_down));
+    report.figure("LAN outage through kexec (last answer of the old system → first of the new)", fmt(kexec_gap));
+    report.figure(
+        "LAN outage through the firmware (last answer of the old system → first of the new)",
+        fmt(firmware_gap),
+    );
+    for (what, steps) in [("kexec", &kexec_steps), ("firmware", &firmware_steps)] {
+        if !steps.is_empty() {
+            report.figure(&format!("{what} update, seconds after the activation"), format!("\n{steps}"));
+        }
+    }
     if let (Some(k), Some(f)) = (kexec_down, firmware_down) {
         report.figure(
             "kexec / firmware downtime",

@@ -84,16 +84,33 @@ impl BootPartition {
                 }
                 let result = f(mount_point);
                 rustix::fs::sync();
-                if let Err(e) = rustix::mount::unmount(mount_point, UnmountFlags::empty()) {
-                    // Busy only if something still holds a file: detach so the
-                    // next operation mounts afresh; the data is synced already.
-                    let _ = rustix::mount::unmount(mount_point, UnmountFlags::DETACH);
-                    if result.is_ok() {
-                        return Err(io::Error::other(format!("unmount {}: {e}", mount_point.display())));
-                    }
+                match (unmount(mount_point), result) {
+                    (Err(e), Ok(_)) => Err(io::Error::other(format!("unmount {}: {e}", mount_point.display()))),
+                    (_, result) => result,
                 }
-                result
             }
+        }
+    }
+}
+
+/// How long a busy boot partition is waited for before it is detached.
+const UNMOUNT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Unmounts `mount_point` once nothing holds a file on it. Busy is normally a
+/// child init is just starting: forked while a file here was open, it holds a
+/// copy of that descriptor until it executes its program (close-on-exec), a
+/// few milliseconds. Past [`UNMOUNT_PATIENCE`] the mount is detached — the
+/// data is synced already, the kernel unmounts it when the last file closes,
+/// and the next operation mounts afresh — which is not an error either.
+fn unmount(mount_point: &Path) -> Result<(), rustix::io::Errno> {
+    let deadline = runtime::clock::now() + UNMOUNT_PATIENCE;
+    loop {
+        match rustix::mount::unmount(mount_point, UnmountFlags::empty()) {
+            Err(rustix::io::Errno::BUSY) if runtime::clock::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(rustix::io::Errno::BUSY) => return rustix::mount::unmount(mount_point, UnmountFlags::DETACH),
+            other => return other,
         }
     }
 }
@@ -215,6 +232,45 @@ mod tests {
         assert_eq!(std::fs::read(d.join("ldlinux.sys")).unwrap(), loader);
         std::fs::write(d.join("ldlinux.sys"), [0u8; 2000]).unwrap();
         assert!(set_boot_once(&d, Some("b")).is_err(), "no valid ADV: nothing written");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A file held open on the mount for a moment (as by a child forked
+    /// while a file there was open, until it executes its program) delays the
+    /// unmount instead of failing it; one held for good gets the mount
+    /// detached. tmpfs stands in for the FAT partition: the host kernel may
+    /// lack vfat, and unmounting does not depend on the file system.
+    #[test]
+    fn a_file_held_open_for_a_moment_delays_the_unmount_and_one_held_for_good_detaches_it() {
+        if !runtime::testing::root("a_file_held_open_for_a_moment_delays_the_unmount_and_one_held_for_good_detaches_it")
+        {
+            return;
+        }
+        let d = folder("unmount");
+        let mounted = |p: &Path| std::fs::read_to_string("/proc/self/mounts").unwrap().contains(p.to_str().unwrap());
+        let mount = |p: &Path| {
+            std::fs::create_dir_all(p).unwrap();
+            rustix::mount::mount("none", p, "tmpfs", MountFlags::empty(), None).unwrap();
+            std::fs::write(p.join(CONFIG_FILE), "DEFAULT a\n").unwrap();
+        };
+
+        let briefly = d.join("briefly");
+        mount(&briefly);
+        let file = File::open(briefly.join(CONFIG_FILE)).unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(file);
+        });
+        assert_eq!(unmount(&briefly), Ok(()));
+        holder.join().unwrap();
+        assert!(!mounted(&briefly));
+
+        let for_good = d.join("for-good");
+        mount(&for_good);
+        let file = File::open(for_good.join(CONFIG_FILE)).unwrap();
+        assert_eq!(unmount(&for_good), Ok(()), "detached");
+        assert!(!mounted(&for_good));
+        drop(file);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -311,7 +311,12 @@ impl Http {
 
 /// One HTTP/1.1 request over TCP (Connection: close).
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Http {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    // init binds its web listener on its own thread after the control socket
+    // answers (which is what Init::start waits for): a refusal right after the
+    // start is retried.
+    let mut s = wait_for(Duration::from_secs(10), "init's web listener", || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()
+    });
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());

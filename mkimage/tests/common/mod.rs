@@ -148,6 +148,11 @@ impl Serial {
         lines.iter().rev().take(n).rev().map(|(t, l)| format!("{:7.2} {l}\n", t.as_secs_f64())).collect()
     }
 
+    /// Lines from index `from` on, each with the instant it arrived.
+    pub fn since_timed(&self, from: usize) -> Vec<(Instant, String)> {
+        self.lines.lock().unwrap().iter().skip(from).map(|(t, l)| (self.started + *t, l.clone())).collect()
+    }
+
     /// Lines from index `from` on.
     pub fn since(&self, from: usize) -> Vec<String> {
         self.lines.lock().unwrap().iter().skip(from).map(|(_, l)| l.clone()).collect()

@@ -76,7 +76,19 @@ pub struct TcpServer {
 impl TcpServer {
     /// Listens on `addr` inside `ns`.
     pub fn start(ns: &Netns, addr: SocketAddr) -> Self {
-        let listener = ns.enter(|| TcpListener::bind(addr).unwrap());
+        // An IPv6 address stays tentative (bind(2) refuses it) until its link
+        // has a carrier, which a tap gets only once QEMU opens it: wait for it.
+        let listener = ns.enter(|| {
+            let deadline = testbed::clock::now() + Duration::from_secs(60);
+            loop {
+                match TcpListener::bind(addr) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && testbed::clock::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    r => break r.unwrap_or_else(|e| panic!("bind {addr}: {e}")),
+                }
+            }
+        });
         let peers = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&peers);
         std::thread::spawn(move || {
@@ -115,7 +127,8 @@ impl Isp {
         ns.sysctl("net.ipv6.conf.all.forwarding", "1");
         ns.addr(iface, &format!("{ISP_ADDR}/24"));
         ns.ip(&["addr", "add", &format!("{WWW_ADDR}/24"), "dev", iface]);
-        ns.ip(&["-6", "addr", "add", ISP_ADDR6, "dev", iface]);
+        // nodad: the servers below bind it at once (no duplicate can exist on this link).
+        ns.ip(&["-6", "addr", "add", ISP_ADDR6, "dev", iface, "nodad"]);
         ns.wait_for_link_local(iface);
         let dir = TempDir::new("isp");
         let log = dir.path().join("dnsmasq.log");

@@ -13,8 +13,8 @@ use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::http_client;
 use crate::restore::{Limits, Manifest, RestoreError, validate};
+use runtime::http_client;
 
 /// Connect, read and write timeout: the router streams as it reads `/perm`.
 pub const TIMEOUT: Duration = Duration::from_secs(60);

@@ -14,7 +14,6 @@ pub mod archive;
 pub mod client;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod http_client;
 pub mod restore;
 pub mod tar;
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use crate::http_client;
+use runtime::http_client;
 
 /// captured's port.
 pub const PORT: u16 = 5022;

@@ -17,7 +17,6 @@
 pub mod client;
 pub mod config;
 pub mod filter;
-pub mod http_client;
 pub mod hub;
 pub mod pcapng;
 pub mod request;

@@ -15,34 +15,18 @@ use common::{CLIENT_MAC, Setup, release_client, stop_client, wait_until};
 use testbed::{Peer, PeerSpec};
 
 fn dnsmasq(setup: &Setup, dir: &Path, t1: u32, t2: u32) -> Peer {
-    let log = dir.join("dnsmasq.log");
-    let leases = dir.join("dnsmasq.leases");
-    setup.server.spawn(
-        PeerSpec::new(
-            "dnsmasq",
-            "dnsmasq",
-            &[
-                "-k",
-                "--no-resolv",
-                "--port=0",
-                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
-                "--pid-file=",
-                "--bind-interfaces",
-                "--interface=srv0",
-                // 2 minutes is dnsmasq's shortest lease; T1/T2 make it move sooner.
-                "--dhcp-range=192.168.77.10,192.168.77.20,2m",
-                &format!("--dhcp-option=option:T1,{t1}s"),
-                &format!("--dhcp-option=option:T2,{t2}s"),
-                "--dhcp-option=option:dns-server,192.168.77.53",
-                &format!("--dhcp-leasefile={}", leases.display()),
-                "--dhcp-authoritative",
-                "--no-ping",
-                &format!("--log-facility={}", log.display()),
-            ],
-        )
-        .log_file(&log)
-        .ready_on_log("DHCP, IP range 192.168.77.10"),
-    )
+    // 2 minutes is dnsmasq's shortest lease; T1/T2 make it move sooner.
+    setup.server.spawn(testbed::dnsmasq_dhcp(
+        "srv0",
+        "192.168.77.10,192.168.77.20,2m",
+        dir,
+        &[
+            &format!("--dhcp-option=option:T1,{t1}s"),
+            &format!("--dhcp-option=option:T2,{t2}s"),
+            "--dhcp-option=option:dns-server,192.168.77.53",
+            "--no-ping",
+        ],
+    ))
 }
 
 fn count(log: &str, needle: &str) -> usize {
@@ -116,7 +100,7 @@ fn obtains_renews_restarts_and_releases_against_dnsmasq() {
     // Release: SIGUSR2, exit 125, dnsmasq frees the lease.
     release_client(&mut client);
     server.wait_for_log(&format!("DHCPRELEASE(srv0) {ip} {CLIENT_MAC}"), Duration::from_secs(5)).unwrap();
-    let leases = server_dir.path().join("dnsmasq.leases");
+    let leases = server_dir.path().join("leases");
     wait_until("dnsmasq drops the lease from its file", Duration::from_secs(5), || {
         !std::fs::read_to_string(&leases).unwrap_or_default().contains(&ip.to_string())
     });
@@ -215,29 +199,12 @@ fn waits_for_the_uplink_uses_the_spoofed_mac_and_signals_readers() {
     testbed::veth(&server_ns, "srv0", common::SERVER_MAC, &client_ns, "cli0", CLIENT_MAC);
     server_ns.addr("srv0", "192.168.77.1/24");
     let setup_dir = testbed::TempDir::new("d4w-srv");
-    let log = setup_dir.path().join("dnsmasq.log");
-    let server = server_ns.spawn(
-        PeerSpec::new(
-            "dnsmasq",
-            "dnsmasq",
-            &[
-                "-k",
-                "--no-resolv",
-                "--port=0",
-                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
-                "--pid-file=",
-                "--bind-interfaces",
-                "--interface=srv0",
-                "--dhcp-range=192.168.77.10,192.168.77.20,2m",
-                &format!("--dhcp-leasefile={}", setup_dir.path().join("leases").display()),
-                "--dhcp-authoritative",
-                "--no-ping",
-                &format!("--log-facility={}", log.display()),
-            ],
-        )
-        .log_file(&log)
-        .ready_on_log("DHCP, IP range 192.168.77.10"),
-    );
+    let server = server_ns.spawn(testbed::dnsmasq_dhcp(
+        "srv0",
+        "192.168.77.10,192.168.77.20,2m",
+        setup_dir.path(),
+        &["--no-ping"],
+    ));
     let deadline = runtime::clock::now() + Duration::from_secs(30);
     while common::get(&socket, "/v1/status")["phase"] != "Bound" {
         assert!(runtime::clock::now() < deadline, "not bound:\n{}\n{}", client.log(), server.log());

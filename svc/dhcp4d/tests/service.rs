@@ -75,21 +75,7 @@ fn status_pages_and_control_api_show_the_leases() {
     let metrics = lan.http_get("127.0.0.1:8067", "/metrics", None).text();
     assert!(metrics.contains("dhcp4d_acks_total 1\n"), "{metrics}");
     assert!(metrics.contains("dhcp4d_leases_in_use 1\n"), "{metrics}");
-    let mut promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    runtime::testing::promtool_check(&metrics).unwrap();
 
     // A client from a public address is refused: the pages name LAN devices.
     lan.cli.ip(&["addr", "add", "203.0.113.2/24", "dev", &lan.client_if]);

@@ -7,7 +7,6 @@
 //! {"request_address": true, "prefix_length_hint": 56}
 //! ```
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -39,30 +38,7 @@ impl Default for Settings {
     }
 }
 
-/// Why the file was not accepted.
-#[derive(Debug)]
-pub enum ConfigError {
-    /// It does not parse (file, line, column inside).
-    File(runtime::statefile::StateError),
-    /// A value is out of range.
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::File(e) => write!(f, "{e}"),
-            Self::Invalid { path, message } => write!(f, "{}: {message}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use runtime::statefile::ConfigError;
 
 /// `<perm>/dhcp6/config.json`.
 #[must_use]

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Dirs, SLOW, start_dhcp6};
-use testbed::{Netns, PeerSpec, TempDir, veth};
+use testbed::{Netns, TempDir, veth};
 
 /// router7's test DUID (its integration test asserts dnsmasq logs it).
 const DUID: [u8; 12] = [0, 0x0a, 0, 3, 0, 1, 0x4c, 0x5e, 0x0c, 0x41, 0xbf, 0x39];
@@ -30,30 +30,12 @@ fn dnsmasq_without_prefixes_gives_an_address_and_we_do_not_spin() {
     server.wait_for_link_local("srv0");
 
     let dir = TempDir::new("dnsmasq6");
-    let log = dir.path().join("dnsmasq.log");
-    let leases = dir.path().join("leases");
-    let dnsmasq = server.spawn(
-        PeerSpec::new(
-            "dnsmasq",
-            "dnsmasq",
-            &[
-                "-k",
-                "--no-resolv",
-                "--port=0",
-                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
-                "--pid-file=",
-                "--bind-interfaces",
-                "--interface=srv0",
-                "--dhcp-range=2001:db8::100,2001:db8::1ff,64,2m",
-                "--dhcp-option=option6:dns-server,[2001:db8::53]",
-                &format!("--dhcp-leasefile={}", leases.display()),
-                "--dhcp-authoritative",
-                &format!("--log-facility={}", log.display()),
-            ],
-        )
-        .log_file(&log)
-        .ready_on_log("DHCPv6, IP range 2001:db8::100"),
-    );
+    let dnsmasq = server.spawn(testbed::dnsmasq_dhcp(
+        "srv0",
+        "2001:db8::100,2001:db8::1ff,64,2m",
+        dir.path(),
+        &["--dhcp-option=option6:dns-server,[2001:db8::53]"],
+    ));
 
     let dirs = Dirs::new(dir.path());
     std::fs::write(dirs.perm.join("dhcp6/duid"), DUID).unwrap();

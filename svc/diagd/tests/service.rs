@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Lab, WAIT, node};
@@ -58,21 +56,7 @@ fn serves_private_addresses_control_api_metrics_and_reloads() {
     assert!(metrics.contains("\ndiagd_healthy 1\n"), "{metrics}");
     assert!(metrics.contains("diagd_check_ok{check=\"tcp4\",name=\"tcp4/198.51.100.1:8443\"} 1\n"), "{metrics}");
     assert!(metrics.contains("diagd_check_latency_seconds{check=\"ping4_gateway\""), "{metrics}");
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    runtime::testing::promtool_check(&metrics).unwrap();
 
     // The control API: phase, one condition per family, the tree, events.
     let status = lab.status();

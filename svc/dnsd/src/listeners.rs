@@ -31,7 +31,7 @@ pub struct UdpListener {
     pub addr: SocketAddr,
     /// The socket.
     pub socket: UdpSocket,
-    /// Not waking the loop: read by the moderation timer.
+    /// Out of the poll set: read by the moderation timer ([`mute`]).
     pub muted: bool,
 }
 
@@ -144,41 +144,46 @@ impl Batch {
     }
 }
 
-/// Sends `answers[i]` to `peers[i]`: one `sendto` for one answer (no
-/// allocation), one `sendmmsg` for more; returns how many went.
+/// Sends `answers[i]` to `peers[i]`: one `sendto` for one answer, one
+/// `sendmmsg` for more (neither allocates); returns how many went.
 fn send_batch(socket: &UdpSocket, answers: &[Vec<u8>], peers: &[SocketAddr]) -> usize {
-    use rustix::net::addr::SocketAddrArg;
-    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
     if let ([answer], [peer]) = (answers, peers) {
         return usize::from(socket.send_to(answer, *peer).is_ok());
     }
-    let addrs: Vec<rustix::net::SocketAddrAny> = peers.iter().map(SocketAddrArg::as_any).collect();
-    let iovs: Vec<[io::IoSlice<'_>; 1]> = answers.iter().map(|a| [io::IoSlice::new(a)]).collect();
-    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
-        peers.iter().map(|_| SendAncillaryBuffer::default()).collect();
-    let mut msgs: Vec<MMsgHdr<'_>> = addrs
-        .iter()
-        .zip(&iovs)
-        .zip(controls.iter_mut())
-        .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
-        .collect();
-    let mut sent = 0;
-    while sent < msgs.len() {
-        match rustix::net::sendmmsg(socket, &mut msgs[sent..], SendFlags::DONTWAIT) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => sent += n,
+    let (mut next, mut sent) = (0, 0);
+    while next < answers.len() {
+        match runtime::sys::send_datagrams(socket.as_fd(), &answers[next..], &peers[next..]) {
+            Ok(0) => break,
+            Ok(n) => (next, sent) = (next + n, sent + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The socket's buffer is full: the rest are lost.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // This one's destination cannot be reached: skip it.
+            Err(_) => next += 1,
         }
     }
     sent
 }
 
-/// While moderating, a drained listener stops waking the loop (it is
-/// registered for writability only, which fires once); the timer reads it.
-fn mute(registry: &Registry, l: &mut UdpListener, moderate: bool) {
+/// While moderating, a drained listener stops waking the loop: it leaves the
+/// poll set altogether and the moderation timer reads it. (Registered for
+/// writability instead, as before, it still woke the loop: a UDP socket is
+/// writable again each time the kernel frees a datagram it sent, which on a
+/// NIC is at every transmit completion, and over a veth right inside our own
+/// `sendmmsg`, so each timer read cost a second turn of the loop.)
+pub fn mute(registry: &Registry, l: &mut UdpListener, moderate: bool) {
     if moderate && !l.muted {
-        let t = crate::shell::udp_token(l.id);
-        l.muted = registry.reregister(&mut l.socket, t, Interest::WRITABLE).is_ok();
+        l.muted = registry.deregister(&mut l.socket).is_ok();
     }
+}
+
+/// Puts a muted listener back in the poll set, readable: datagrams already
+/// queued are reported at once. False when that failed (it stays muted).
+pub fn unmute(registry: &Registry, l: &mut UdpListener, token: Token) -> bool {
+    if l.muted {
+        l.muted = registry.register(&mut l.socket, token, Interest::READABLE).is_err();
+    }
+    !l.muted
 }
 
 /// Answers what waits on `l`, up to `limit` datagrams; returns true when it
@@ -240,5 +245,65 @@ pub fn serve_udp(
         if handled >= limit {
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_answers_goes_out_and_an_unreachable_peer_costs_only_its_own() {
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // An IPv4 socket cannot send to an IPv6 address: that one fails alone.
+        let nowhere: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
+        let answers = vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()];
+        let peers = [a.local_addr().unwrap(), nowhere, b.local_addr().unwrap()];
+        assert_eq!(send_batch(&socket, &answers, &peers), 2);
+        let mut buf = [0u8; 8];
+        let n = a.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"one");
+        let n = b.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"three");
+        assert_eq!(send_batch(&socket, &answers[..1], &peers[..1]), 1, "one answer: one sendto");
+        assert_eq!(send_batch(&socket, &answers[1..2], &peers[1..2]), 0);
+    }
+
+    /// The tokens of the events `poll` has right now.
+    fn events(poll: &mut mio::Poll) -> Vec<Token> {
+        let mut events = mio::Events::with_capacity(8);
+        poll.poll(&mut events, Some(std::time::Duration::ZERO)).unwrap();
+        events.iter().map(mio::event::Event::token).collect()
+    }
+
+    #[test]
+    fn a_muted_listener_wakes_nobody_until_it_is_unmuted() {
+        let mut poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        let t = crate::shell::udp_token(1);
+        let mut socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        registry.register(&mut socket, t, Interest::READABLE).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut l = UdpListener { id: 1, addr, socket, muted: false };
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+
+        mute(&registry, &mut l, false);
+        assert!(!l.muted, "not while moderation is off");
+        mute(&registry, &mut l, true);
+        assert!(l.muted);
+        // What woke the loop before: answers sent (the socket becomes writable
+        // again as the kernel frees them) and queries arriving.
+        for _ in 0..4 {
+            l.socket.send_to(b"answer", client.local_addr().unwrap()).unwrap();
+            client.send_to(b"query", addr).unwrap();
+        }
+        assert_eq!(events(&mut poll), [], "muted: no event of any kind");
+
+        assert!(unmute(&registry, &mut l, t));
+        assert!(!l.muted);
+        assert_eq!(events(&mut poll), [t], "the queued queries are reported at once");
+        assert!(unmute(&registry, &mut l, t), "unmuting an unmuted listener changes nothing");
     }
 }

@@ -1,11 +1,12 @@
 //! Interrupt moderation for busy UDP listeners, as network drivers do it
 //! (NAPI): above [`ON_ABOVE`] client datagrams per second arriving in small
 //! bursts (fewer than [`SMALL_BURST`] per wake-up), a listener that has been
-//! drained stops waking the loop on each datagram; a periodic timer
-//! ([`PERIOD`]) reads what arrived meanwhile, as one batch. Each wake-up of a
-//! sleeping thread costs several microseconds of scheduler work (more in a
-//! virtual machine), which at these rates is most of a query's cost; batching
-//! trades at most [`PERIOD`] of latency for far fewer wake-ups. Below
+//! drained leaves the poll set (`listeners::mute`); a periodic timer
+//! ([`PERIOD`]) reads what arrived meanwhile, as one batch. A cache hit's cost
+//! is nearly all the kernel's (see `examples/udp_floor.rs` and
+//! `bench/RESULTS.md`), and its wake-ups (ours and the client's, whose answers
+//! come in one `sendmmsg`) are the part a batch shares; batching trades at most
+//! [`PERIOD`] of latency (on average half) for fewer of them. Below
 //! [`OFF_BELOW`] per second (every home network, nearly always), or when the
 //! timer finds more than [`BIG_BURST`] datagrams each time (a flood that
 //! batches itself, which the timer would only slow down), each datagram wakes

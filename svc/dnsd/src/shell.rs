@@ -339,7 +339,7 @@ impl Dnsd {
             }
         }
         self.resolver.sweep(now);
-        self.moderation_tick(registry);
+        self.moderation_tick(registry, now);
         if !self.listen_errors.is_empty() && now.saturating_duration_since(self.last_listen_try) >= LISTEN_RETRY {
             self.rebind(registry, now);
         }
@@ -348,32 +348,43 @@ impl Dnsd {
 
     /// The moderation timer: read every muted listener.
     fn on_moderation_timer(&mut self, registry: &Registry, now: Instant) {
-        if let Some(m) = &self.moderation {
+        let Self { listeners, resolver, batch, metrics, busy, moderation, .. } = self;
+        if let Some(m) = moderation.as_ref() {
             m.clear();
         }
-        let muted: Vec<u32> = self.listeners.udp.iter().filter(|l| l.muted).map(|l| l.id).collect();
-        for id in muted {
-            self.read_udp(registry, now, u64::from(id), token(UDP_LISTENER, u64::from(id)));
+        for l in listeners.udp.iter_mut().filter(|l| l.muted) {
+            if listeners::serve_udp(l, registry, now, resolver, batch, metrics, moderation.as_mut(), BATCH) {
+                busy.push(udp_token(l.id));
+            }
         }
     }
 
-    /// Once a second: moderation on or off; listeners wake the loop again when off.
-    fn moderation_tick(&mut self, registry: &Registry) {
-        let Some(change) = self.moderation.as_mut().and_then(Moderation::tick) else { return };
-        self.metrics.moderated.set(if change { 1.0 } else { 0.0 });
-        if change {
-            log_info!(
-                "over {} queries/s: reading busy listeners every {} µs",
-                crate::moderation::ON_ABOVE,
-                crate::moderation::PERIOD.as_micros()
-            );
-        } else {
-            log_info!("under {} queries/s: every query wakes the loop again", crate::moderation::OFF_BELOW);
+    /// Once a second: moderation on or off; listeners wake the loop again when
+    /// off (tried again each second for one that could not be put back).
+    fn moderation_tick(&mut self, registry: &Registry, now: Instant) {
+        let Some(m) = self.moderation.as_mut() else { return };
+        if let Some(change) = m.tick() {
+            self.metrics.moderated.set(if change { 1.0 } else { 0.0 });
+            if change {
+                log_info!(
+                    "over {} queries/s: reading busy listeners every {} µs",
+                    crate::moderation::ON_ABOVE,
+                    crate::moderation::PERIOD.as_micros()
+                );
+            } else {
+                log_info!("under {} queries/s: every query wakes the loop again", crate::moderation::OFF_BELOW);
+            }
         }
-        if !change {
+        if !m.active() {
+            let mut stuck = Vec::new();
             for l in self.listeners.udp.iter_mut().filter(|l| l.muted) {
-                let t = token(UDP_LISTENER, u64::from(l.id));
-                l.muted = registry.reregister(&mut l.socket, t, Interest::READABLE).is_err();
+                if !listeners::unmute(registry, l, udp_token(l.id)) {
+                    log_error!("udp {}: cannot watch it again; reading it every second until it can", l.addr);
+                    stuck.push(l.id);
+                }
+            }
+            for id in stuck {
+                self.read_udp(registry, now, u64::from(id), udp_token(id));
             }
         }
     }
@@ -563,7 +574,7 @@ impl Dnsd {
     fn dispatch(&mut self, registry: &Registry, now: Instant, t: Token, ready: Ready) {
         let (kind, n) = split(t);
         match kind {
-            // A muted listener's one writable event is not a reason to read.
+            // Listeners are registered for reading only.
             UDP_LISTENER if ready.readable => self.read_udp(registry, now, n, t),
             UDP_LISTENER => {}
             MODERATION => self.on_moderation_timer(registry, now),

@@ -239,30 +239,10 @@ fn second_apply_changes_nothing_and_counters_survive_a_rebuild() {
     assert!(value >= carried.0, "{line}");
     assert!(metrics.contains("netconfigd_applies_total 3"), "{metrics}");
     let promtool = runtime::testing::tool("promtool", "second_apply_changes_nothing_and_counters_survive_a_rebuild");
-    if let Some(promtool) = promtool {
+    if promtool.is_some() {
         let body = metrics.split("\r\n\r\n").nth(1).unwrap();
-        let out = pipe(promtool.to_str().unwrap(), &["check", "metrics"], body);
-        assert!(
-            out.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        runtime::testing::promtool_check(body).unwrap();
     }
-}
-
-fn pipe(program: &str, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn table_handle(ns: &Netns, family: &str) -> u64 {

@@ -127,25 +127,9 @@ mod tests {
         assert!(text.contains("radvd_dropped_total{reason=\"hop_limit\"} 2\n"), "{text}");
         assert_eq!(text.matches("# TYPE radvd_dropped_total counter").count(), 1);
         assert_eq!(m.to_json()["dropped"]["hop_limit"], 2);
-        let Some(promtool) = runtime::testing::tool("promtool", "renders_every_family_once_and_promtool_accepts_it")
-        else {
+        if runtime::testing::tool("promtool", "renders_every_family_once_and_promtool_accepts_it").is_none() {
             return;
-        };
-        use std::io::Write;
-        let mut child = std::process::Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        }
+        runtime::testing::promtool_check(&text).unwrap();
     }
 }

@@ -131,8 +131,7 @@ fn valid_solicitations_are_answered_with_hop_limit_255_and_invalid_ones_counted(
     assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{head}");
     assert!(body.contains("radvd_dropped_total{reason=\"hop_limit\"} 1\n"), "{body}");
     assert!(body.contains("radvd_advertisements_sent_total{kind=\"solicited_unicast\"} 1\n"), "{body}");
-    let promtool = promtool_check(body);
-    assert!(promtool.status.success(), "{}", String::from_utf8_lossy(&promtool.stderr));
+    runtime::testing::promtool_check(body).unwrap();
 }
 
 #[test]
@@ -153,18 +152,4 @@ fn solicitations_on_another_interface_are_not_answered() {
     // The LAN side still gets answers.
     let out = lan.lan.exec("rdisc6", &["-1", "-w", "3000", "eth0"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-}
-
-/// `promtool check metrics` on `text`.
-fn promtool_check(text: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
 }

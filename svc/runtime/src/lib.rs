@@ -16,6 +16,7 @@ pub mod control;
 pub mod event_loop;
 pub mod frame;
 pub mod http;
+pub mod http_client;
 pub mod httpd;
 pub mod log;
 pub mod metrics;

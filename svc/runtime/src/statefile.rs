@@ -164,6 +164,32 @@ pub fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, S
     })
 }
 
+/// Why a service's optional settings file (`<perm>/<name>/config.json`) was
+/// not accepted: it does not parse, or a value is out of range.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// It does not parse (file, line, column inside).
+    File(StateError),
+    /// A value is out of range.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(e) => write!(f, "{e}"),
+            Self::Invalid { path, message } => write!(f, "{}: {message}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

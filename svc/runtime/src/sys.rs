@@ -1,7 +1,7 @@
 //! The syscalls rustix does not offer, in one place: signal masks and `signalfd`,
 //! `AF_PACKET` sockets (`sockaddr_ll`, `SO_ATTACH_FILTER`), `SO_BINDTODEVICE`,
 //! `SIOCGIFHWADDR`, `SIOCGIFMTU`, `SIOCSIFFLAGS`, `getifaddrs` (addresses, and links with
-//! their flags and counters), `recvmmsg`, IPv6 ancillary data (`IPV6_PKTINFO`,
+//! their flags and counters), `recvmmsg`, `sendmmsg` without allocating, IPv6 ancillary data (`IPV6_PKTINFO`,
 //! `IPV6_HOPLIMIT`, `ICMP6_FILTER`) that rustix's `recvmsg`/`sendmsg` skip; `kexec_file_load`
 //! (init's updates); and the one `unsafe` std call a supervisor needs, `CommandExt::pre_exec`
 //! ([`set_child_setup`]).
@@ -1012,36 +1012,109 @@ pub fn recv_datagrams(fd: BorrowedFd<'_>, buf: &mut [u8], slot: usize, out: &mut
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY: iovec, sockaddr_storage and mmsghdr are plain data for which all
-    // zeroes is a valid value; every field used is set below.
-    let mut iovs: [libc::iovec; MAX_DATAGRAMS] = unsafe { zeroed() };
-    // SAFETY: as above.
-    let mut addrs: [libc::sockaddr_storage; MAX_DATAGRAMS] = unsafe { zeroed() };
-    // SAFETY: as above.
-    let mut msgs: [libc::mmsghdr; MAX_DATAGRAMS] = unsafe { zeroed() };
+    // Only the `n` entries used are written: zeroing all MAX_DATAGRAMS of each
+    // array (13 KiB) on every call cost more than the call's bookkeeping.
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_DATAGRAMS];
+    let mut addrs = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; MAX_DATAGRAMS];
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_DATAGRAMS];
     for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
-        iovs[i] = libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot };
-        msgs[i].msg_hdr.msg_iov = &raw mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = (&raw mut addrs[i]).cast();
-        msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let iov = iovs[i].write(libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot });
+        // SAFETY: sockaddr_storage and mmsghdr are plain data for which all
+        // zeroes is a valid value.
+        let addr = addrs[i].write(unsafe { zeroed() });
+        // SAFETY: as above.
+        let msg = msgs[i].write(unsafe { zeroed() });
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+        msg.msg_hdr.msg_name = std::ptr::from_mut(addr).cast();
+        msg.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     }
-    // SAFETY: `msgs[..n]` point at `iovs[..n]` and `addrs[..n]`, which live
-    // until the call returns; each iovec covers a distinct `slot`-byte part of
-    // `buf`, which we borrow mutably for the call; `fd` is a valid descriptor.
+    // SAFETY: `msgs[..n]` are initialised above and point at `iovs[..n]` and
+    // `addrs[..n]`, which live until the call returns; each iovec covers a
+    // distinct `slot`-byte part of `buf`, which we borrow mutably for the call;
+    // `fd` is a valid descriptor.
     let got = unsafe {
-        libc::recvmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr().cast::<libc::mmsghdr>(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
     };
-    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?.min(n);
     for (i, d) in out.iter_mut().take(got).enumerate() {
-        let m = &msgs[i];
+        // SAFETY: entries below `n` were initialised above (the kernel wrote
+        // into them, keeping them valid values).
+        let (m, addr) = unsafe { (msgs[i].assume_init_ref(), addrs[i].assume_init_ref()) };
         *d = Datagram {
             len: (m.msg_len as usize).min(slot),
-            from: sockaddr_storage_to_std(&addrs[i]),
+            from: sockaddr_storage_to_std(addr),
             truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
         };
     }
     Ok(got)
+}
+
+/// Sends `bufs[i]` to `to[i]` for each `i` (at most [`MAX_DATAGRAMS`], and no
+/// more than the shorter slice holds) in one `sendmmsg(2)` call with
+/// `MSG_DONTWAIT`. rustix has `sendmmsg`, but its message headers borrow
+/// per-message address, iovec and control wrappers that have to be collected
+/// into vectors on every call; this takes the caller's slices and allocates
+/// nothing. Returns how many the kernel took (always a prefix; fewer than
+/// asked when the socket's buffer filled up or sending the next one failed);
+/// an error only when the first could not be sent.
+pub fn send_datagrams<B: AsRef<[u8]>>(
+    fd: BorrowedFd<'_>,
+    bufs: &[B],
+    to: &[std::net::SocketAddr],
+) -> io::Result<usize> {
+    let n = bufs.len().min(to.len()).min(MAX_DATAGRAMS);
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_DATAGRAMS];
+    // A sockaddr_in6 slot holds either family: sockaddr_in is smaller and
+    // needs no stricter alignment.
+    let mut addrs = [const { MaybeUninit::<libc::sockaddr_in6>::uninit() }; MAX_DATAGRAMS];
+    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_DATAGRAMS];
+    for (i, (buf, addr)) in bufs.iter().zip(to).take(n).enumerate() {
+        let buf = buf.as_ref();
+        // The kernel only reads through iov_base for a send.
+        let iov = iovs[i].write(libc::iovec { iov_base: buf.as_ptr().cast_mut().cast(), iov_len: buf.len() });
+        let slot = addrs[i].as_mut_ptr();
+        let len = match addr {
+            std::net::SocketAddr::V4(v4) => {
+                // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+                let mut sin: libc::sockaddr_in = unsafe { zeroed() };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = v4.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+                // SAFETY: the slot is large enough and aligned for a
+                // sockaddr_in (see above); it is written, not read.
+                unsafe { slot.cast::<libc::sockaddr_in>().write(sin) };
+                size_of::<libc::sockaddr_in>()
+            }
+            std::net::SocketAddr::V6(v6) => {
+                // SAFETY: the slot is a sockaddr_in6; it is written, not read.
+                unsafe { slot.write(sockaddr_in6(*v6)) };
+                size_of::<libc::sockaddr_in6>()
+            }
+        };
+        // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+        let msg = msgs[i].write(unsafe { zeroed() });
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+        msg.msg_hdr.msg_name = slot.cast();
+        msg.msg_hdr.msg_namelen = len as libc::socklen_t;
+    }
+    // SAFETY: `msgs[..n]` are initialised above and point at `iovs[..n]`
+    // (each covering a live buffer of `bufs`, which the kernel only reads) and
+    // at `addrs[..n]`, all of which outlive the call; `fd` is a valid descriptor.
+    let sent = unsafe {
+        libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr().cast::<libc::mmsghdr>(), n as libc::c_uint, libc::MSG_DONTWAIT)
+    };
+    usize::try_from(sent).map(|s| s.min(n)).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(test)]
@@ -1067,5 +1140,32 @@ mod datagram_tests {
         assert_eq!(&buf[16..19], b"two");
         assert_eq!((out[2].len, out[2].truncated), (16, true));
         assert!(out.iter().take(3).all(|d| d.from == Some(tx.local_addr().unwrap())));
+    }
+
+    #[test]
+    fn sends_a_batch_each_to_its_own_address() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("[::1]:0").ok();
+        let v6tx = UdpSocket::bind("[::1]:0").ok();
+        let to = [a.local_addr().unwrap(), a.local_addr().unwrap()];
+        let msgs = [b"first".to_vec(), b"second".to_vec()];
+        assert_eq!(send_datagrams(tx.as_fd(), &msgs, &to).unwrap(), 2);
+        assert_eq!(send_datagrams(tx.as_fd(), &msgs[..0], &to).unwrap(), 0, "nothing to send");
+        let mut buf = [0u8; 16];
+        for want in [&b"first"[..], b"second"] {
+            let (n, from) = a.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (want, tx.local_addr().unwrap()));
+        }
+        // IPv6 destinations, where the machine has IPv6 loopback.
+        if let (Some(b), Some(v6tx)) = (b, v6tx) {
+            let to = [b.local_addr().unwrap()];
+            assert_eq!(send_datagrams(v6tx.as_fd(), &[&b"six"[..]], &to).unwrap(), 1);
+            let (n, from) = b.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&b"six"[..], v6tx.local_addr().unwrap()));
+        }
+        // The first one failing is an error: an IPv4 socket cannot reach IPv6.
+        let v6dst: std::net::SocketAddr = "[::1]:9".parse().unwrap();
+        assert!(send_datagrams(tx.as_fd(), &[&b"x"[..]], &[v6dst]).is_err());
     }
 }

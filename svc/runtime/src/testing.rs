@@ -58,3 +58,30 @@ pub fn shared_capture(relative: &str, test: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// `promtool check metrics` on `text` (the test has already made sure with
+/// [`tool`] that promtool is there): `Err` with promtool's own words when it
+/// rejects the exposition or cannot be run.
+///
+/// # Errors
+/// promtool's output when it rejects `text`, or why it could not run.
+pub fn promtool_check(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("promtool: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text.as_bytes()).map_err(|e| format!("promtool's input: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("promtool: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}

@@ -531,3 +531,30 @@ impl Drop for Peer {
         }
     }
 }
+
+/// dnsmasq as a DHCP server peer: in the foreground, no DNS (`--port=0`),
+/// bound to `interface` only, authoritative, its lease file `dir/leases` and
+/// its log `dir/dnsmasq.log`, and no pid file — concurrent dnsmasqs race on
+/// `/run/dnsmasq.pid` and the loser exits. `range` is its `--dhcp-range`
+/// (IPv4 or IPv6); `extra` adds options. Ready once it logs the range.
+#[must_use]
+pub fn dnsmasq_dhcp(interface: &str, range: &str, dir: &Path, extra: &[&str]) -> PeerSpec<'static> {
+    let log = dir.join("dnsmasq.log");
+    let mut args = vec![
+        "-k".to_owned(),
+        "--no-resolv".to_owned(),
+        "--port=0".to_owned(),
+        "--pid-file=".to_owned(),
+        "--bind-interfaces".to_owned(),
+        format!("--interface={interface}"),
+        format!("--dhcp-range={range}"),
+        format!("--dhcp-leasefile={}", dir.join("leases").display()),
+        "--dhcp-authoritative".to_owned(),
+        format!("--log-facility={}", log.display()),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let first = range.split(',').next().unwrap_or(range);
+    let mut spec = PeerSpec::new("dnsmasq", "dnsmasq", &[]).log_file(&log).ready_on_log(&format!("IP range {first}"));
+    spec.args = args;
+    spec
+}

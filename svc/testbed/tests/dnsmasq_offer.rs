@@ -13,7 +13,7 @@ use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use runtime::packet::{ETH_P_IP, Framing, PacketSocket};
 use runtime::{bpf, frame, netif};
-use testbed::{Netns, PeerSpec, TempDir, veth};
+use testbed::{Netns, TempDir, veth};
 
 const CLIENT_MAC: [u8; 6] = [0x02, 0x73, 0x53, 0x00, 0xca, 0xfe];
 
@@ -39,30 +39,8 @@ fn dnsmasq_offer_reaches_our_raw_socket() {
     server.addr("srv0", "192.168.77.1/24");
 
     let dir = TempDir::new("dnsmasq");
-    let log = dir.path().join("dnsmasq.log");
-    let leases = dir.path().join("leases");
-    let dnsmasq = server.spawn(
-        PeerSpec::new(
-            "dnsmasq",
-            "dnsmasq",
-            &[
-                "-k",
-                "--no-resolv",
-                "--port=0",
-                // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
-                "--pid-file=",
-                "--bind-interfaces",
-                "--interface=srv0",
-                "--dhcp-range=192.168.77.10,192.168.77.20,20m",
-                &format!("--dhcp-leasefile={}", leases.display()),
-                "--dhcp-authoritative",
-                "--no-ping",
-                &format!("--log-facility={}", log.display()),
-            ],
-        )
-        .log_file(&log)
-        .ready_on_log("DHCP, IP range 192.168.77.10"),
-    );
+    let dnsmasq =
+        server.spawn(testbed::dnsmasq_dhcp("srv0", "192.168.77.10,192.168.77.20,20m", dir.path(), &["--no-ping"]));
 
     let xid = 0x7708_d724;
     let (raw_offer, udp_offer) = client.enter(|| {

@@ -37,29 +37,7 @@ impl Net {
         router.wait_for_link_local("uplink0");
         lan.wait_for_link_local("cli0");
         let dir = TempDir::new(tag);
-        let log = dir.path().join("dnsmasq.log");
-        let dnsmasq = isp.spawn(
-            PeerSpec::new(
-                "dnsmasq",
-                "dnsmasq",
-                &[
-                    "-k",
-                    "--no-resolv",
-                    "--port=0",
-                    // No pid file: concurrent dnsmasqs race on /run/dnsmasq.pid.
-                    "--pid-file=",
-                    "--bind-interfaces",
-                    "--interface=isp0",
-                    "--dhcp-range=10.99.0.10,10.99.0.20,20m",
-                    &format!("--dhcp-leasefile={}", dir.path().join("leases").display()),
-                    "--dhcp-authoritative",
-                    "--no-ping",
-                    &format!("--log-facility={}", log.display()),
-                ],
-            )
-            .log_file(&log)
-            .ready_on_log("DHCP, IP range 10.99.0.10"),
-        );
+        let dnsmasq = isp.spawn(testbed::dnsmasq_dhcp("isp0", "10.99.0.10,10.99.0.20,20m", dir.path(), &["--no-ping"]));
         let perm = dir.path().join("perm");
         std::fs::create_dir_all(perm.join("router")).unwrap();
         std::fs::write(perm.join("router/password"), format!("{PASSWORD}\n")).unwrap();

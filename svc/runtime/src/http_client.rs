@@ -2,8 +2,9 @@
 //! with basic auth, the response head, and the body as a stream (length,
 //! chunked or until close) so a capture or a backup never has to fit in memory.
 //!
-//! (backupd has the same file: the two clients share no crate but runtime,
-//! which has only a Unix-socket client that reads whole answers.)
+//! The host side of captured (`mkimage capture`) and backupd (`mkimage
+//! backup`/`restore`) use it; `unix_http` is the Unix-socket client, which
+//! reads whole answers.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -88,7 +89,7 @@ pub fn request(
     let stream = stream.ok_or(last)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let auth = runtime::base64::encode(format!("{}:{password}", runtime::http::AUTH_USER).as_bytes());
+    let auth = crate::base64::encode(format!("{}:{password}", crate::http::AUTH_USER).as_bytes());
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\nUser-Agent: router7-rs\r\n"
     );
@@ -334,7 +335,7 @@ mod tests {
         assert_eq!(ex.body.text(100).unwrap(), "abcde");
         let sent = String::from_utf8(t.join().unwrap()).unwrap();
         assert!(sent.starts_with("GET /x HTTP/1.1\r\n"), "{sent}");
-        assert!(sent.contains(&format!("Authorization: Basic {}\r\n", runtime::base64::encode(b"router:pw"))));
+        assert!(sent.contains(&format!("Authorization: Basic {}\r\n", crate::base64::encode(b"router:pw"))));
     }
 
     #[test]
