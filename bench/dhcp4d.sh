@@ -38,6 +38,7 @@ work=$(mktemp -d /tmp/r7b-dhcp4d.XXXXXX)
 server_pid=""
 
 cleanup() {
+  disown -a 2>/dev/null || true
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
   for ns in "$srv" "$cli"; do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done

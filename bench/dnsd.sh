@@ -4,7 +4,8 @@
 # ratios, it asserts nothing.
 #
 #   bench/dnsd.sh                       # needs root, dnsperf, dnsmasq, unbound
-#   DURATION=20 RATE=10000 bench/dnsd.sh
+#   DURATION=20 RATE=10000 ROUNDS=5 bench/dnsd.sh
+#   DNSD=path/to/dnsd bench/dnsd.sh     # another build (default: the static release build)
 #
 # Namespaces: `cli` (dnsperf, 10.9.1.100) — `fw` (the three forwarders on
 # 10.9.1.1 dnsd, 10.9.1.2 dnsmasq, 10.9.1.3 unbound) — `up` (the upstream,
@@ -20,15 +21,18 @@
 # and two loads:
 #   saturation: dnsperf with 10 clients and up to 200 outstanding queries:
 #               queries/s and average latency;
-#   fixed rate: dnsperf -Q $RATE: average latency, and the forwarder's CPU time
-#               (all its threads, from /proc/PID/task/*/schedstat: user and
-#               kernel time in ns) per 1,000 answered queries.
+#   fixed rate: dnsperf -Q $RATE: latency (average, median and 99th
+#               percentile of every answer, from dnsperf -v), and the
+#               forwarder's CPU time (all its threads, from
+#               /proc/PID/task/*/schedstat: user and kernel time in ns) per
+#               1,000 answered queries.
 # Everything is measured $ROUNDS times, the forwarders in turn, and the median
 # reported (the machine may be shared: medians of interleaved rounds are what
 # survives other load); the cache-hit CPU ratio to dnsmasq is also given as
 # the median of the per-round ratios, which cancels load that drifts between
 # rounds. Peak RSS is VmHWM at the end. Settings are matched where the programs
-# allow: 10,000 cache entries, 1,024 queries in flight, one thread each. dnsd is the static binary the appliance ships (ci/build-static).
+# allow: 10,000 cache entries, 1,024 queries in flight, one thread each. dnsd
+# is the static binary the appliance ships (ci/build-static; DNSD= overrides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,11 +45,13 @@ for t in dnsperf dnsmasq unbound ip; do
 done
 
 target=${CARGO_TARGET_DIR:-$PWD/target}/static
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --target x86_64-unknown-linux-gnu \
-  --target-dir "$target" -p dnsd
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --target x86_64-unknown-linux-gnu \
+if [ -z "${DNSD:-}" ]; then
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --locked --target x86_64-unknown-linux-gnu \
+    --target-dir "$target" -p dnsd
+  DNSD=$target/x86_64-unknown-linux-gnu/release/dnsd
+fi
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --locked --target x86_64-unknown-linux-gnu \
   --target-dir "$target" -p dnsd --example udp_floor
-DNSD=$target/x86_64-unknown-linux-gnu/release/dnsd
 FLOOR=$target/x86_64-unknown-linux-gnu/release/examples/udp_floor
 
 work=$(mktemp -d /tmp/dnsd-bench.XXXXXX)
@@ -54,6 +60,7 @@ ns_up=r7b-up-$tag
 ns_fw=r7b-fw-$tag
 ns_cli=r7b-cli-$tag
 cleanup() {
+  disown -a 2>/dev/null || true
   for ns in $ns_cli $ns_fw $ns_up; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
@@ -154,6 +161,21 @@ perf() { # server datafile extra-args… → "qps completed avg_latency_s"
     awk '/Queries completed:/ {c=$3} /Queries per second:/ {q=$4} /Average Latency/ {l=$4} END {print q, c, l}'
 }
 
+# Like perf, with every answer's latency: → "qps completed avg_s p50_s p99_s"
+perf_latencies() {
+  local server=$1 data=$2
+  shift 2
+  ip netns exec $ns_cli dnsperf -s "$server" -d "$data" -l "$DURATION" -v "$@" 2>/dev/null >"$work/verbose.txt"
+  local summary
+  summary=$(awk '/Queries completed:/ {c=$3} /Queries per second:/ {q=$4} /Average Latency/ {l=$4} END {print q, c, l}' "$work/verbose.txt")
+  awk '$1 == ">" {print $NF}' "$work/verbose.txt" | sort -g | awk -v s="$summary" '
+    {v[NR] = $1} END {
+      if (NR == 0) { print s, 0, 0; exit }
+      p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99) + 1]
+      print s, p50, p99 }'
+  rm -f "$work/verbose.txt"
+}
+
 # One value per line in $work/res/<forwarder>.<metric>; the median is reported.
 mkdir -p "$work/res"
 put() { echo "$3" >>"$work/res/$1.$2"; }
@@ -163,17 +185,19 @@ round() { # name addr pid round
   read -r qps n lat < <(perf "$addr" "$work/hit.txt" -c 10 -q 200)
   put "$name" hit_qps "$qps"; put "$name" hit_lat_sat "$lat"
   before=$(cpu_ns "$pid")
-  read -r qps n lat < <(perf "$addr" "$work/hit.txt" -Q "$RATE")
+  read -r qps n lat p50 p99 < <(perf_latencies "$addr" "$work/hit.txt" -Q "$RATE")
   after=$(cpu_ns "$pid")
   put "$name" hit_lat "$lat"; put "$name" hit_cpu "$(ms_per_1000 $((after - before)) "$n")"
+  put "$name" hit_p50 "$p50"; put "$name" hit_p99 "$p99"
   make_miss "${name}s$r"
   read -r qps n lat < <(perf "$addr" "$work/${name}s$r.txt" -c 10 -q 200)
   put "$name" miss_qps "$qps"; put "$name" miss_lat_sat "$lat"
   make_miss "${name}r$r"
   before=$(cpu_ns "$pid")
-  read -r qps n lat < <(perf "$addr" "$work/${name}r$r.txt" -Q "$RATE")
+  read -r qps n lat p50 p99 < <(perf_latencies "$addr" "$work/${name}r$r.txt" -Q "$RATE")
   after=$(cpu_ns "$pid")
   put "$name" miss_lat "$lat"; put "$name" miss_cpu "$(ms_per_1000 $((after - before)) "$n")"
+  put "$name" miss_p50 "$p50"; put "$name" miss_p99 "$p99"
   rm -f "$work/${name}s$r.txt" "$work/${name}r$r.txt"
 }
 
@@ -228,6 +252,8 @@ above() { awk -v a="$(median "$1" hit_cpu)" -v f="$(median floor hit_cpu)" 'BEGI
 cat <<EOF
 ### Run of $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, load $load_before → $load_after
 
+dnsd: \`$DNSD\` ($(stat -c %s "$DNSD") bytes).
+
 dnsperf ${DURATION} s per measurement, median of ${ROUNDS} interleaved rounds; fixed rate ${RATE} q/s.
 Ratios are dnsd / peer (lower is better for latency, CPU and RSS; higher for queries/s).
 
@@ -236,10 +262,14 @@ Ratios are dnsd / peer (lower is better for latency, CPU and RSS; higher for que
 $(row "cache hit: queries/s at saturation" hit_qps 1 %.0f)
 $(row "cache hit: avg latency at saturation (ms)" hit_lat_sat 1000 %.3f)
 $(row "cache hit: avg latency at ${RATE} q/s (ms)" hit_lat 1000 %.3f)
+$(row "cache hit: p50 latency at ${RATE} q/s (ms)" hit_p50 1000 %.3f)
+$(row "cache hit: p99 latency at ${RATE} q/s (ms)" hit_p99 1000 %.3f)
 $(row "cache hit: CPU ms per 1,000 queries at ${RATE} q/s" hit_cpu 1 %.2f)
 $(row "cache miss: queries/s at saturation" miss_qps 1 %.0f)
 $(row "cache miss: avg latency at saturation (ms)" miss_lat_sat 1000 %.3f)
 $(row "cache miss: avg latency at ${RATE} q/s (ms)" miss_lat 1000 %.3f)
+$(row "cache miss: p50 latency at ${RATE} q/s (ms)" miss_p50 1000 %.3f)
+$(row "cache miss: p99 latency at ${RATE} q/s (ms)" miss_p99 1000 %.3f)
 $(row "cache miss: CPU ms per 1,000 queries at ${RATE} q/s" miss_cpu 1 %.2f)
 $(row "peak RSS (MB)" rss 1 %.1f)
 

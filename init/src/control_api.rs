@@ -24,15 +24,26 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use runtime::control::{Control, Extension};
+use runtime::control::{Control, HttpExtension};
+use runtime::http::reply_json;
+use runtime::httpd::{self, Outcome};
 
 use crate::status::{Mode, Refusal, Request, Shared};
 
 /// Longest long-poll for logs.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
-fn respond(request: tiny_http::Request, code: u16, body: &Value) {
-    runtime::http::respond_json(request, code, body);
+fn respond(code: u16, body: &Value) -> Outcome {
+    reply_json(code, body).into()
+}
+
+/// Answers on a stream thread: for what may block (asking services for
+/// their status, long polls), never on the server's thread.
+fn later(f: impl FnOnce() -> (u16, Value) + Send + 'static) -> Outcome {
+    Outcome::stream(move |_, conn| {
+        let (code, body) = f();
+        let _ = conn.respond(&reply_json(code, &body));
+    })
 }
 
 /// The standard status merged with the overview.
@@ -48,49 +59,64 @@ pub fn status(control: &Control, shared: &Shared) -> Value {
     doc
 }
 
-fn answer(request: tiny_http::Request, result: Result<(), Refusal>) {
+fn answer(result: Result<(), Refusal>) -> Outcome {
     match result {
-        Ok(()) => respond(request, 202, &json!({"accepted": true})),
-        Err(e @ Refusal::UnknownService) => respond(request, 404, &json!({"accepted": false, "error": e.to_string()})),
-        Err(e @ Refusal::ShuttingDown) => respond(request, 409, &json!({"accepted": false, "error": e.to_string()})),
+        Ok(()) => respond(202, &json!({"accepted": true})),
+        Err(e @ Refusal::UnknownService) => respond(404, &json!({"accepted": false, "error": e.to_string()})),
+        Err(e @ Refusal::ShuttingDown) => respond(409, &json!({"accepted": false, "error": e.to_string()})),
     }
 }
 
-/// The extension for [`Control::serve_with`].
+/// The extension for [`Control::listen_with`]; `None` leaves a request to
+/// the standard API.
 #[must_use]
-pub fn extension(control: Control, shared: Arc<Shared>) -> Extension {
-    Arc::new(move |request: tiny_http::Request| {
-        let url = request.url().to_owned();
-        let (path, query) = runtime::control::split_query(&url);
-        let get = *request.method() == tiny_http::Method::Get;
-        let post = *request.method() == tiny_http::Method::Post;
+pub fn extension(control: Control, shared: Arc<Shared>) -> HttpExtension {
+    Arc::new(move |request: &httpd::Request| {
+        let (path, query) = (request.path(), request.query());
+        let get = request.is("GET");
+        let post = request.is("POST");
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match (segments.as_slice(), get, post) {
-            (["v1", "status"], true, _) => respond(request, 200, &status(&control, &shared)),
-            (["v1", "services"], true, _) => respond(request, 200, &json!({"services": shared.services(false)})),
+        let outcome = match (segments.as_slice(), get, post) {
+            (["v1", "status"], true, _) => {
+                let (control, shared) = (control.clone(), Arc::clone(&shared));
+                later(move || (200, status(&control, &shared)))
+            }
+            (["v1", "services"], true, _) => respond(200, &json!({"services": shared.services(false)})),
             (["v1", "update"], true, _) => match shared.update.get() {
-                Some(u) => respond(request, 200, &json!(u.status())),
-                None => respond(request, 503, &json!({"error": "updates are not started"})),
+                Some(u) => respond(200, &json!(u.status())),
+                None => respond(503, &json!({"error": "updates are not started"})),
             },
-            (["v1", "services", name], true, _) => match shared.service(name) {
-                Some(s) => respond(request, 200, &json!(s)),
-                None => respond(request, 404, &json!({"error": format!("no service {name:?}")})),
-            },
+            (["v1", "services", name], true, _) => {
+                let (name, shared) = ((*name).to_owned(), Arc::clone(&shared));
+                later(move || match shared.service(&name) {
+                    Some(s) => (200, json!(s)),
+                    None => (404, json!({"error": format!("no service {name:?}")})),
+                })
+            }
             (["v1", "services", name, "logs"], true, _) => {
                 let value = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
-                let since = value("since").and_then(|v| v.parse().ok());
+                let since: Option<u64> = value("since").and_then(|v| v.parse().ok());
                 let limit = value("limit").and_then(|v| v.parse().ok()).unwrap_or(1000).min(100_000);
                 let wait = value("wait")
                     .and_then(|v| v.parse::<f64>().ok())
                     .filter(|w| w.is_finite() && *w >= 0.0)
                     .map_or(Duration::ZERO, |w| Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())));
-                let page = match since {
-                    Some(s) => shared.log_after(name, s, limit, wait),
-                    None => shared.logs.tail(name, limit),
+                let (name, shared) = ((*name).to_owned(), Arc::clone(&shared));
+                let page = move || {
+                    let page = match since {
+                        Some(s) => shared.log_after(&name, s, limit, wait),
+                        None => shared.logs.tail(&name, limit),
+                    };
+                    match page {
+                        Some(p) => (200, json!(p)),
+                        None => (404, json!({"error": format!("no log {name:?}")})),
+                    }
                 };
-                match page {
-                    Some(p) => respond(request, 200, &json!(p)),
-                    None => respond(request, 404, &json!({"error": format!("no log {name:?}")})),
+                if since.is_some() && !wait.is_zero() {
+                    later(page)
+                } else {
+                    let (code, body) = page();
+                    respond(code, &body)
                 }
             }
             (["v1", "services", name, action @ ("stop" | "restart" | "start")], _, true) => {
@@ -100,20 +126,19 @@ pub fn extension(control: Control, shared: Arc<Shared>) -> Extension {
                     "start" => Request::Start(name),
                     _ => Request::Restart(name),
                 };
-                answer(request, shared.request(r));
+                answer(shared.request(r))
             }
-            (["v1", "system", "reboot"], _, true) => answer(request, shared.request(Request::Reboot)),
-            (["v1", "system", "poweroff"], _, true) => answer(request, shared.request(Request::Poweroff)),
+            (["v1", "system", "reboot"], _, true) => answer(shared.request(Request::Reboot)),
+            (["v1", "system", "poweroff"], _, true) => answer(shared.request(Request::Poweroff)),
             (["v1", "commands", "stop"], _, true) if shared.mode == Mode::Pid1 => respond(
-                request,
                 409,
                 &json!({"accepted": false, "error": "init is PID 1: use /v1/system/reboot or /v1/system/poweroff"}),
             ),
             (["v1", "services", ..] | ["v1", "system", ..], _, _) => {
-                respond(request, 405, &json!({"error": "wrong method or path"}));
+                respond(405, &json!({"error": "wrong method or path"}))
             }
-            _ => return Some(request),
-        }
-        None
+            _ => return None,
+        };
+        Some(outcome)
     })
 }

@@ -291,6 +291,8 @@ fn power_down(outcome: Outcome, watchdog: Option<shell::Watchdog>) -> ! {
 }
 
 fn main() -> ExitCode {
+    // One malloc arena, as every service (runtime::service::start): before any thread.
+    runtime::sys::single_malloc_arena();
     let parsed = SPEC.parse(std::env::args().skip(1));
     let is_pid1 = rustix::process::getpid().as_raw_nonzero().get() == 1;
     let args = match parsed {

@@ -315,7 +315,8 @@ fn status_aggregates_what_services_answer_on_their_sockets() {
     let control = runtime::control::Control::new("answering", None, ev.waker());
     control.set_phase(runtime::control::Phase::Bound);
     control.set_field("lease", json!({"ip": "192.0.2.9"}));
-    control.serve(&runtime::control::socket_path(&init.run, "answering")).unwrap();
+    let server = runtime::httpd::Server::new().unwrap();
+    control.listen(&server, &runtime::control::socket_path(&init.run, "answering")).unwrap();
     let _silent = std::os::unix::net::UnixListener::bind(runtime::control::socket_path(&init.run, "silent")).unwrap();
     for n in ["answering", "silent", "absent"] {
         init.wait_state(n, "Running", Duration::from_secs(10));

@@ -278,6 +278,66 @@ fn uploads_are_hashed_checked_and_activate_a_trial_through_the_one_shot_boot() {
     assert_eq!(trial["checks"], json!([]));
 }
 
+/// tiny_http aborted the process on some malformed requests; for PID 1 that
+/// reboots the router. A huge or garbage `Content-Length` on every kind of
+/// endpoint (uploads, the activation, the web interface's forms, the control
+/// socket) is answered 413 or 400, nothing starts, and init keeps serving.
+#[test]
+fn huge_or_garbage_content_lengths_are_refused_and_init_keeps_serving() {
+    if !require("huge_or_garbage_content_lengths_are_refused_and_init_keeps_serving") {
+        return;
+    }
+    let dir = world("update-lengths", "BOOT_IMAGE=/vmlinuz-a root=/dev/vda2 ro router.slot=a\n", "a");
+    let root = dir.path().to_owned();
+    let init = Init::start_in(dir, vec![Svc::new("idle", "exec sleep 1000")], options(&root));
+    let addr = init.web_addr();
+    let a = auth();
+    let huge = "9999999999999999999"; // fits a u64: 413, not a wrap-around
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<Case<'_>> = vec![
+        ("PUT", "/update/root", vec![("Content-Length", huge)], 413),
+        ("PUT", "/update/kernel", vec![("Content-Length", huge)], 413),
+        ("PUT", "/update/root", vec![("Content-Length", "18446744073709551616")], 400),
+        ("PUT", "/update/root", vec![("Content-Length", "99999999999999999999999999")], 400),
+        ("PUT", "/update/root", vec![("Content-Length", "-1")], 400),
+        ("PUT", "/update/root", vec![("Content-Length", "0x10")], 400),
+        ("PUT", "/update/root", vec![("Content-Length", "5"), ("Content-Length", "6")], 400),
+        ("PUT", "/update/root", vec![("Content-Length", "5"), ("Transfer-Encoding", "chunked")], 400),
+        ("PUT", "/update/root", vec![("Transfer-Encoding", "chunked")], 411),
+        ("PUT", "/update/root", vec![("Transfer-Encoding", "gzip")], 501),
+        ("POST", "/update/activate", vec![("Content-Length", huge)], 413),
+        ("POST", "/reboot", vec![("Content-Length", huge)], 413),
+        ("POST", "/reboot", vec![("Content-Length", "junk")], 400),
+        ("POST", "/services/idle/stop", vec![("Content-Length", "100000")], 413),
+    ];
+    for (method, path, extra, want) in &cases {
+        let mut headers = vec![("Authorization", a.as_str()), ("X-Router-Update", "1")];
+        headers.extend(extra.iter().copied());
+        let (code, body) = send(addr, method, path, &headers, None, b"");
+        assert_eq!(code, *want, "{method} {path} {extra:?}: {body}");
+    }
+    // The control socket (root only) refuses the same.
+    for (extra, want) in [(format!("Content-Length: {huge}"), 413), ("Content-Length: x".to_owned(), 400)] {
+        let mut s = std::os::unix::net::UnixStream::connect(init.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(s, "POST /v1/system/reboot HTTP/1.1\r\nHost: init\r\n{extra}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with(&format!("HTTP/1.1 {want} ")), "{extra}: {answer}");
+    }
+    // Nothing happened, and init still answers on both.
+    let st = init.get("/v1/update");
+    assert!(st["busy"].is_null() && st["last_update"].is_null(), "no upload began: {st}");
+    assert!(init.events("init.update").is_empty(), "{:?}", init.events("init.update"));
+    assert_eq!(init.service("idle")["state"], "Running", "the stop request did not get through");
+    assert!(init.get("/v1/status")["shutting_down"].is_null(), "neither did the reboot");
+    let (code, _) = send(addr, "GET", "/update/status", &[("Authorization", &a)], None, b"");
+    assert_eq!(code, 200);
+    let (_, status, log, _) = init.stop_with(rustix::process::Signal::TERM.as_raw(), Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert_eq!(log.matches("shutting down").count(), 1, "only SIGTERM stopped init: {log}");
+}
+
 fn pending_trial(dir: &Path, checks: Value, deadline: u64, started: bool) {
     let mut record = json!({
         "from_slot": "a", "to_slot": "b",

@@ -28,7 +28,7 @@ use mio::{Interest, Registry, Token};
 use serde_json::json;
 
 use runtime::control::{Control, Phase};
-use runtime::http::{BasicAuth, ListenerPool};
+use runtime::http::{BasicAuth, ListenerSet};
 use runtime::sys::SignalInfo;
 use runtime::timefmt::Timestamp;
 use runtime::{Context, EventLoop, Handler, Ready, Signal};
@@ -212,7 +212,7 @@ struct Init {
     spawn_cfg: spawn::SpawnConfig,
     auth: Arc<RwLock<Option<BasicAuth>>>,
     password_file: PathBuf,
-    pool: Option<ListenerPool>,
+    pool: Option<ListenerSet>,
     listener_errors: BTreeMap<String, String>,
     watchdog: Option<Watchdog>,
     watchdog_withheld: bool,

@@ -147,13 +147,17 @@ pub fn run(cfg: Config, facts: BootFacts) -> Result<Finished, Box<dyn std::error
     };
     crate::update::Updater::start(update_setup, Arc::clone(&shared), control.clone());
     let socket = runtime::control::socket_path(&cfg.run, "init");
-    control.serve_with(&socket, Some(crate::control_api::extension(control.clone(), Arc::clone(&shared))))?;
+    // One HTTP server thread for the control socket and the web interface.
+    let server = runtime::httpd::Server::new()?;
+    control.listen_with(&server, &socket, Some(crate::control_api::extension(control.clone(), Arc::clone(&shared))))?;
     ev.attach_control(control.clone());
 
     let auth = Arc::new(RwLock::new(None));
     let site = web::Site::new(Arc::clone(&shared), Arc::clone(&auth), web::new_token());
-    let handler: runtime::http::RequestHandler = Arc::new(move |request| site.handle(request));
-    let pool = ListenerPool::new(cfg.http_port, handler);
+    let handler: runtime::httpd::Handler = Arc::new(move |request| site.handle(request));
+    // Forms are small; update uploads stream from the connection (web::MAX_BODY).
+    let limits = runtime::httpd::Limits { max_body: web::MAX_BODY, ..runtime::httpd::Limits::default() };
+    let pool = ListenerSet::with_limits(&server, cfg.http_port, handler, limits);
 
     let console = match &cfg.console {
         Some(path) => match open_console(path) {

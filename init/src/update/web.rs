@@ -8,8 +8,9 @@
 //! replaces the CSRF token of the web interface's forms, which a tool pushing
 //! a 30 MB body cannot carry.
 //!
-//! Uploads run on a thread of their own (a listener thread serves its address
-//! one request at a time), one at a time.
+//! Uploads and activations run on a stream thread of runtime's httpd (the
+//! server's thread never blocks), one upload at a time; the body goes from
+//! the connection to the disk in [`super::upload::CHUNK`]s.
 
 use std::sync::Arc;
 
@@ -19,13 +20,15 @@ use bootslot::Slot;
 use bootslot::api::{
     DEFAULT_TRIAL_SECONDS, HEADER_BUILD_TIME, HEADER_UPDATE, HEADER_VERSION, ImageVersion, TRIAL_SECONDS_RANGE, Written,
 };
-use runtime::http::{request_header, respond_json};
+use runtime::http::{BasicAuth, method_not_allowed, reply_json};
+use runtime::httpd::parse::Framing;
+use runtime::httpd::{self, Outcome, Response};
 
 use super::slots::PartKind;
 use super::{Activation, Updater};
 
-fn error(request: tiny_http::Request, status: u16, text: &str) {
-    respond_json(request, status, &json!({ "error": text }));
+fn error(status: u16, text: &str) -> Response {
+    reply_json(status, &json!({ "error": text }))
 }
 
 /// Why a change request is refused before anything happens, if it is.
@@ -76,83 +79,118 @@ pub fn parse_activation(query: &[(String, String)]) -> Result<Activation, String
     Ok(a)
 }
 
-/// Answers a request under `/update/`; `authorized` is the basic auth's verdict.
-pub fn handle(u: &Arc<Updater>, request: tiny_http::Request, authorized: bool) {
+/// Answers a request under `/update/` (on the HTTP server's thread);
+/// `authorized` is the basic auth's verdict. Uploads and activations run on a
+/// stream thread: they read the body from the connection as it arrives and
+/// write it to the disk, never into memory whole.
+#[must_use]
+pub fn handle(u: &Arc<Updater>, request: &httpd::Request, authorized: bool) -> Outcome {
     if !authorized {
-        return runtime::http::BasicAuth::challenge(request);
+        return BasicAuth::challenge_response().into();
     }
-    let url = request.url().to_owned();
-    let (path, query) = runtime::control::split_query(&url);
-    let method = request.method().as_str().to_owned();
-    match (method.as_str(), path) {
-        ("GET" | "HEAD", "/update/features") => respond_json(request, 200, &json!(u.features())),
-        ("GET" | "HEAD", "/update/status") => respond_json(request, 200, &json!(u.status())),
+    let path = request.path();
+    match (request.method(), path) {
+        ("GET" | "HEAD", "/update/features") => reply_json(200, &json!(u.features())).into(),
+        ("GET" | "HEAD", "/update/status") => reply_json(200, &json!(u.status())).into(),
         ("PUT", "/update/root" | "/update/kernel") | ("POST", "/update/activate") => {
-            let headers: Vec<(String, String)> = request
-                .headers()
-                .iter()
-                .map(|h| (h.field.as_str().as_str().to_owned(), h.value.as_str().to_owned()))
-                .collect();
-            if let Some(why) = refuse_change(&headers) {
-                return error(request, 403, why);
+            if let Some(why) = refuse_change(request.headers()) {
+                return error(403, why).into();
             }
+            let u = Arc::clone(u);
             match path {
-                "/update/activate" => match parse_activation(&query) {
-                    Ok(ask) => match u.activate(&ask) {
-                        Ok(done) => {
-                            // The answer first: the reboot would cut it off.
-                            respond_json(request, 202, &json!(done));
-                            u.launch(&done);
-                        }
-                        Err(r) => error(request, r.status, &r.error),
-                    },
-                    Err(e) => error(request, 400, &e),
-                },
+                "/update/activate" => {
+                    // Only the query counts; a body (there should be none) is ignored,
+                    // and one too large to have been read first is refused.
+                    if !request.body_read() {
+                        return error(413, "/update/activate takes no body").into();
+                    }
+                    match parse_activation(&request.query()) {
+                        Ok(ask) => Outcome::stream(move |_, conn| match u.activate(&ask) {
+                            Ok(done) => {
+                                // The answer first: the reboot would cut it off.
+                                let _ = conn.respond(&reply_json(202, &json!(done)));
+                                u.launch(&done);
+                            }
+                            Err(r) => {
+                                let _ = conn.respond(&error(r.status, &r.error));
+                            }
+                        }),
+                        Err(e) => error(400, &e).into(),
+                    }
+                }
                 "/update/root" => upload(u, request, PartKind::Root),
                 _ => upload(u, request, PartKind::Kernel),
             }
         }
-        (_, "/update/features" | "/update/status") => error(request, 405, "use GET"),
-        (_, "/update/root" | "/update/kernel") => error(request, 405, "use PUT"),
-        (_, "/update/activate") => error(request, 405, "use POST"),
-        _ => error(request, 404, "not found"),
+        (_, "/update/features" | "/update/status") => method_not_allowed("GET").into(),
+        (_, "/update/root" | "/update/kernel") => method_not_allowed("PUT").into(),
+        (_, "/update/activate") => method_not_allowed("POST").into(),
+        _ => error(404, "not found").into(),
     }
 }
 
-fn claimed_version(request: &tiny_http::Request) -> Option<ImageVersion> {
-    let version = request_header(request, HEADER_VERSION)?.trim().to_owned();
+fn claimed_version(request: &httpd::Request) -> Option<ImageVersion> {
+    let version = request.header(HEADER_VERSION)?.trim().to_owned();
     (!version.is_empty()).then(|| ImageVersion {
         version,
-        build_time: request_header(request, HEADER_BUILD_TIME).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+        build_time: request.header(HEADER_BUILD_TIME).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
     })
 }
 
-fn upload(u: &Arc<Updater>, request: tiny_http::Request, part: PartKind) {
-    let declared = request.body_length().map(|n| n as u64);
-    let claimed = if part == PartKind::Root { claimed_version(&request) } else { None };
+/// An upload begun ([`Updater::begin_upload`]) and not yet finished: dropping
+/// it unfinished (the stream thread never ran, or panicked) records the
+/// upload as failed, so the updater is never left busy.
+struct Begun {
+    u: Arc<Updater>,
+    slot: Slot,
+    part: PartKind,
+    done: bool,
+}
+
+impl Begun {
+    fn finish(mut self, result: &Result<(String, u64), String>) {
+        self.done = true;
+        self.u.finish_upload(self.slot, self.part, result);
+    }
+}
+
+impl Drop for Begun {
+    fn drop(&mut self) {
+        if !self.done {
+            self.u.finish_upload(self.slot, self.part, &Err("the upload never ran (too many connections)".into()));
+        }
+    }
+}
+
+fn upload(u: Arc<Updater>, request: &httpd::Request, part: PartKind) -> Outcome {
+    // Chunked bodies have no length: check_length refuses them (411).
+    let declared = match request.framing() {
+        Framing::Length(n) => Some(n),
+        Framing::None if request.header("Content-Length").is_some() => Some(0),
+        _ => None,
+    };
+    let claimed = if part == PartKind::Root { claimed_version(request) } else { None };
     let (slot, length) = match u.begin_upload(part, declared, claimed) {
         Ok(v) => v,
-        Err(r) => return error(request, r.status, &r.error),
+        Err(r) => return error(r.status, &r.error).into(),
     };
-    let worker = Arc::clone(u);
-    let spawned = std::thread::Builder::new().name(format!("update {}", part.name())).spawn(move || {
-        let mut request = request;
-        let written = match part {
-            PartKind::Root => worker.write_root(slot, request.as_reader(), length),
-            PartKind::Kernel => worker.write_kernel(slot, request.as_reader(), length),
+    let begun = Begun { u, slot, part, done: false };
+    Outcome::stream(move |_, mut conn| {
+        let written = {
+            let mut body = conn.body();
+            match part {
+                PartKind::Root => begun.u.write_root(slot, &mut body, length),
+                PartKind::Kernel => begun.u.write_kernel(slot, &mut body, length),
+            }
         };
         let result = written.as_ref().map(|sha| (sha.clone(), length)).map_err(|(_, e)| e.clone());
-        worker.finish_upload(slot, part, &result);
-        match written {
-            Ok(sha256) => {
-                respond_json(request, 200, &json!(Written { slot, part: part.name().into(), sha256, bytes: length }))
-            }
-            Err((status, e)) => error(request, status, &e),
-        }
-    });
-    if let Err(e) = spawned {
-        u.finish_upload(slot, part, &Err(format!("cannot start the upload thread: {e}")));
-    }
+        begun.finish(&result);
+        let response = match written {
+            Ok(sha256) => reply_json(200, &json!(Written { slot, part: part.name().into(), sha256, bytes: length })),
+            Err((status, e)) => error(status, &e),
+        };
+        let _ = conn.respond(&response);
+    })
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@
 pub mod assets;
 pub mod pages;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -38,6 +38,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use runtime::http::BasicAuth;
+use runtime::httpd::{self, Conn, Outcome, Response};
 
 use crate::logs::LogPage;
 use crate::status::{Refusal, Request, Shared};
@@ -48,8 +49,9 @@ pub const MAX_EVENT_STREAMS: usize = 8;
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// The cookie that carries the CSRF token.
 pub const CSRF_COOKIE: &str = "router7_csrf";
-/// Largest POST body read.
-const MAX_BODY: usize = 8 * 1024;
+/// Largest request body taken (forms; update uploads stream instead): larger
+/// ones get 413 unread.
+pub const MAX_BODY: usize = 8 * 1024;
 /// Lines shown when a page loads.
 const PAGE_LINES: usize = 500;
 
@@ -359,9 +361,12 @@ impl Site {
         }
     }
 
-    /// Answers one request (the listener threads call this).
-    pub fn handle(&self, mut request: tiny_http::Request) {
-        if request.url().starts_with("/update/")
+    /// Answers one request, on the HTTP server's thread: what may block
+    /// (pages that ask every service for its status, live logs, uploads)
+    /// goes to a stream thread.
+    #[must_use]
+    pub fn handle(&self, request: &httpd::Request) -> Outcome {
+        if request.path().starts_with("/update/")
             && let Some(updater) = self.shared.update.get()
         {
             // Update bodies are streamed to the disk, never read into memory here.
@@ -370,55 +375,75 @@ impl Site {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .as_ref()
-                .is_some_and(|a| a.check_header(runtime::http::request_header(&request, "Authorization")));
+                .is_some_and(|a| a.authorizes(request));
             return crate::update::web::handle(updater, request, authorized);
         }
-        let mut body = Vec::new();
-        if *request.method() == tiny_http::Method::Post {
-            let _ = request.as_reader().take(MAX_BODY as u64).read_to_end(&mut body);
+        // Every other body is a small form: one the server did not read
+        // whole (it is larger than the listener's limit, or chunked) is refused
+        // unread, before anything looks at it.
+        if !request.body_read() || request.body().len() > MAX_BODY {
+            return reply(
+                Reply::Json(413, json!({"error": format!("request bodies are limited to {MAX_BODY} bytes")})),
+                "",
+            )
+            .into();
         }
         let incoming = Incoming {
-            method: request.method().as_str().to_owned(),
-            url: request.url().to_owned(),
-            headers: request
-                .headers()
-                .iter()
-                .map(|h| (h.field.as_str().as_str().to_owned(), h.value.as_str().to_owned()))
-                .collect(),
-            body,
+            method: request.method().to_owned(),
+            url: request.target().to_owned(),
+            headers: request.headers().to_vec(),
+            body: if request.is("POST") { request.body().to_vec() } else { Vec::new() },
         };
-        match self.route(&incoming) {
-            Reply::Events { name, since } => self.stream(request, name, since),
-            reply => respond(request, reply, &self.csrf),
+        if !asks_services(&incoming) {
+            return match self.route(&incoming) {
+                Reply::Events { name, since } => self.stream(name, since),
+                r => reply(r, &self.csrf).into(),
+            };
         }
+        let site = self.clone();
+        Outcome::stream(move |_, conn| {
+            let _ = conn.respond(&reply(site.route(&incoming), &site.csrf));
+        })
     }
 
-    fn stream(&self, request: tiny_http::Request, name: String, since: u64) {
+    fn stream(&self, name: String, since: u64) -> Outcome {
         if self.streams.fetch_add(1, Ordering::AcqRel) >= MAX_EVENT_STREAMS {
             self.streams.fetch_sub(1, Ordering::AcqRel);
-            return respond(request, Reply::Json(503, json!({"error": "too many live log streams"})), &self.csrf);
+            return reply(Reply::Json(503, json!({"error": "too many live log streams"})), &self.csrf).into();
         }
+        // Counted until dropped: also when the server drops the stream unrun.
+        let slot = StreamSlot(Arc::clone(&self.streams));
         let shared = Arc::clone(&self.shared);
-        let streams = Arc::clone(&self.streams);
-        let spawned = std::thread::Builder::new().name("sse".into()).spawn(move || {
-            let writer = request.into_writer();
-            let _ = stream_events(writer, &shared, &name, since);
-            streams.fetch_sub(1, Ordering::AcqRel);
-        });
-        if spawned.is_err() {
-            self.streams.fetch_sub(1, Ordering::AcqRel);
-        }
+        Outcome::stream(move |_, conn| {
+            let _slot = slot;
+            let _ = stream_events(conn, &shared, &name, since);
+        })
     }
 }
 
-fn stream_events(mut w: Box<dyn Write + Send>, shared: &Shared, name: &str, mut since: u64) -> std::io::Result<()> {
-    w.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
-          X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n",
-    )?;
-    w.flush()?;
+/// Whether answering may block on the services (each asked for its status).
+fn asks_services(req: &Incoming) -> bool {
+    let (path, _) = parse_query(&req.url);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(segments.as_slice(), [""] | ["services", _])
+}
+
+/// A live log stream, counted in [`Site`]'s streams while it exists.
+struct StreamSlot(Arc<AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn stream_events(conn: Conn, shared: &Shared, name: &str, mut since: u64) -> std::io::Result<()> {
+    let headers =
+        [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")];
+    let Some(mut w) = conn.stream(200, &headers)? else { return Ok(()) };
+    w.write_all(b"retry: 2000\n\n")?;
     loop {
-        let Some(page) = shared.log_after(name, since, 500, KEEPALIVE) else { return Ok(()) };
+        let Some(page) = shared.log_after(name, since, 500, KEEPALIVE) else { return w.finish() };
         let mut out = String::new();
         if page.missed > 0 {
             out.push_str(&format!("event: missed\ndata: {}\n\n", page.missed));
@@ -432,12 +457,12 @@ fn stream_events(mut w: Box<dyn Write + Send>, shared: &Shared, name: &str, mut 
         }
         since = page.next;
         w.write_all(out.as_bytes())?;
-        w.flush()?;
     }
 }
 
-fn respond(request: tiny_http::Request, reply: Reply, csrf: &str) {
-    use runtime::http::header;
+/// The response for `reply`, with the security headers every answer carries
+/// (HTML pages also set the CSRF cookie).
+fn reply(reply: Reply, csrf: &str) -> Response {
     let security = [
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
@@ -448,12 +473,12 @@ fn respond(request: tiny_http::Request, reply: Reply, csrf: &str) {
         ),
         ("Cache-Control", "no-store"),
     ];
-    let (code, ctype, body, extra): (u16, &str, String, Vec<tiny_http::Header>) = match reply {
+    let (code, ctype, body, extra): (u16, &str, String, Vec<(&str, String)>) = match reply {
         Reply::Page(code, html) => (
             code,
             "text/html; charset=utf-8",
             html,
-            vec![header("Set-Cookie", &format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict"))],
+            vec![("Set-Cookie", format!("{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict"))],
         ),
         Reply::Json(code, v) => {
             let mut text = serde_json::to_string_pretty(&v).unwrap_or_else(|_| "null".into());
@@ -461,25 +486,23 @@ fn respond(request: tiny_http::Request, reply: Reply, csrf: &str) {
             (code, "application/json", text, vec![])
         }
         Reply::Text(code, ctype, text) => (code, ctype, text, vec![]),
-        Reply::Redirect(to) => (303, "text/plain; charset=utf-8", format!("see {to}\n"), vec![header("Location", &to)]),
+        Reply::Redirect(to) => (303, "text/plain; charset=utf-8", format!("see {to}\n"), vec![("Location", to)]),
         Reply::Unauthorized => (
             401,
             "text/plain; charset=utf-8",
             "authentication required\n".into(),
-            vec![header("WWW-Authenticate", "Basic realm=\"router7\", charset=\"UTF-8\"")],
+            vec![("WWW-Authenticate", "Basic realm=\"router7\", charset=\"UTF-8\"".into())],
         ),
         Reply::Events { .. } => (500, "text/plain", "internal error\n".into(), vec![]),
     };
-    let mut response =
-        tiny_http::Response::from_string(body).with_status_code(code).with_header(header("Content-Type", ctype));
+    let mut response = Response::with_body(code, ctype, body);
     for (k, v) in security {
-        response.add_header(header(k, v));
+        response = response.with_header(k, v);
     }
-    for h in extra {
-        response.add_header(h);
+    for (k, v) in extra {
+        response = response.with_header(k, &v);
     }
-    // The client may have gone; nothing to do about it.
-    let _ = request.respond(response);
+    response
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! HTTP on private:8077: `GET /backup.tar.gz`, `POST /restore`, `GET /metrics`.
 //!
-//! Backups and restores run on threads of their own (a few at once), so a
-//! long transfer never holds a listener. A restore excludes backups and other
+//! Requests arrive on the process's HTTP server thread; backups and restores
+//! run on stream threads of their own (a few at once), so a long transfer
+//! never holds it. A restore excludes backups and other
 //! restores (409 while one runs); backups wait for a restore to finish.
 
 use std::fs::File;
@@ -16,7 +17,8 @@ use flate2::Compression;
 use flate2::read::GzEncoder;
 use runtime::control::Control;
 use runtime::event_loop::Signal;
-use runtime::http::{BasicAuth, header, respond, respond_json};
+use runtime::http::{BasicAuth, method_not_allowed, reply, reply_json, reply_text};
+use runtime::httpd::{self, Conn, Outcome, StreamWriter};
 use runtime::metrics::{Encoder, Metrics};
 use runtime::notify::{self, Delivery};
 use runtime::{log_info, log_warn};
@@ -114,111 +116,72 @@ impl Metrics for Shared {
     }
 }
 
-fn text(request: tiny_http::Request, code: u16, body: &str) {
-    respond(request, code, "text/plain; charset=utf-8", format!("{body}\n"));
-}
-
-/// Handles one request (on a listener thread).
-pub fn handle(shared: &Arc<Shared>, request: tiny_http::Request) {
-    let url = request.url().to_owned();
-    let (path, _) = runtime::control::split_query(&url);
-    let method = request.method().clone();
-    let get = method == tiny_http::Method::Get || method == tiny_http::Method::Head;
+/// Handles one request (on the server's thread).
+pub fn handle(shared: &Arc<Shared>, request: &httpd::Request) -> Outcome {
+    let path = request.path();
+    let get = request.is_get();
     if path == "/metrics" && get {
-        let body = runtime::metrics::render(shared.as_ref());
-        return respond(request, 200, "text/plain; version=0.0.4", body);
+        return reply(200, "text/plain; version=0.0.4", runtime::metrics::render(shared.as_ref())).into();
     }
-    let allowed = shared.auth.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|a| a.check(&request));
+    let allowed = shared.auth.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|a| a.authorizes(request));
     match allowed {
-        None => return text(request, 503, "no router password is set (/perm/router/password)"),
+        None => return reply_text(503, "no router password is set (/perm/router/password)").into(),
         Some(false) => {
             shared.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-            return BasicAuth::challenge(request);
+            return BasicAuth::challenge_response().into();
         }
         Some(true) => {}
     }
-    let post = method == tiny_http::Method::Post;
     match path {
-        "/backup.tar.gz" if get => spawn(shared, request, backup),
-        "/restore" if post => spawn(shared, request, restore),
-        "/backup.tar.gz" | "/restore" | "/metrics" => {
-            let allow = if path == "/restore" { "POST" } else { "GET" };
-            let response = tiny_http::Response::from_string("method not allowed\n")
-                .with_status_code(405)
-                .with_header(header("Allow", allow));
-            let _ = request.respond(response);
-        }
-        _ => text(request, 404, "not found; see GET /backup.tar.gz and POST /restore"),
+        "/backup.tar.gz" if get => transfer(shared, backup),
+        "/restore" if request.is("POST") => transfer(shared, restore),
+        "/restore" => method_not_allowed("POST").into(),
+        "/backup.tar.gz" | "/metrics" => method_not_allowed("GET").into(),
+        _ => reply_text(404, "not found; see GET /backup.tar.gz and POST /restore").into(),
     }
 }
 
-fn spawn(shared: &Arc<Shared>, request: tiny_http::Request, work: fn(&Shared, tiny_http::Request)) {
+/// A running transfer, counted until dropped (also when the server could not
+/// start its thread and dropped it unrun).
+struct Transfer(Arc<Shared>);
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        self.0.transfers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn transfer(shared: &Arc<Shared>, work: fn(&Shared, httpd::Request, Conn)) -> Outcome {
     if shared.transfers.fetch_add(1, Ordering::AcqRel) >= MAX_TRANSFERS {
         shared.transfers.fetch_sub(1, Ordering::AcqRel);
-        return text(request, 503, "too many backups and restores at once");
+        return reply_text(503, "too many backups and restores at once").into();
     }
-    let s = Arc::clone(shared);
-    let spawned = std::thread::Builder::new().name("transfer".into()).spawn(move || {
-        work(&s, request);
-        s.transfers.fetch_sub(1, Ordering::AcqRel);
-    });
-    if let Err(e) = spawned {
-        log_warn!("cannot start a transfer thread: {e}");
-        shared.transfers.fetch_sub(1, Ordering::AcqRel);
-    }
+    let running = Transfer(Arc::clone(shared));
+    Outcome::stream(move |request, conn| work(&running.0, request, conn))
 }
 
-/// Chunked transfer for HTTP/1.1 (the client can tell a complete backup from
-/// a cut one), until close for HTTP/1.0. Counts what it sends.
-struct BodyWriter {
-    out: Box<dyn Write + Send>,
-    chunked: bool,
-    sent: u64,
-}
-
-impl Write for BodyWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if data.is_empty() {
-            return Ok(0);
-        }
-        if self.chunked {
-            write!(self.out, "{:x}\r\n", data.len())?;
-            self.out.write_all(data)?;
-            self.out.write_all(b"\r\n")?;
-        } else {
-            self.out.write_all(data)?;
-        }
-        self.sent += data.len() as u64;
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-}
-
-fn backup(shared: &Shared, request: tiny_http::Request) {
+fn backup(shared: &Shared, _request: httpd::Request, conn: Conn) {
     let _shared_lock = shared.exclusive.read().unwrap_or_else(PoisonError::into_inner);
-    let remote = request.remote_addr().map_or_else(|| "?".to_owned(), ToString::to_string);
+    let remote = conn.peer().to_string();
     let tar = match Backup::new(&shared.perm) {
         Ok(t) => t,
         Err(e) => {
             shared.counters.backups_failed.fetch_add(1, Ordering::Relaxed);
             log_warn!("backup for {remote}: {}: {e}", shared.perm.display());
-            return text(request, 500, &format!("cannot read {}: {e}", shared.perm.display()));
+            let _ = conn.respond(&reply_text(500, &format!("cannot read {}: {e}", shared.perm.display())));
+            return;
         }
     };
-    let version = request.http_version();
-    let chunked = (version.0, version.1) >= (1, 1);
-    let head_only = request.method() == &tiny_http::Method::Head;
-    let mut out = BodyWriter { out: request.into_writer(), chunked, sent: 0 };
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Disposition: attachment; filename=\"backup.tar.gz\"\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
-        if chunked { "Transfer-Encoding: chunked\r\n" } else { "" }
-    );
-    if out.out.write_all(head.as_bytes()).and_then(|()| out.out.flush()).is_err() || head_only {
-        return;
-    }
+    let headers = [
+        ("Content-Type", "application/gzip"),
+        ("Content-Disposition", "attachment; filename=\"backup.tar.gz\""),
+        ("Cache-Control", "no-store"),
+    ];
+    let mut out: StreamWriter = match conn.stream(200, &headers) {
+        Ok(Some(out)) => out,
+        // HEAD, or the client is gone.
+        Ok(None) | Err(_) => return,
+    };
     // BestSpeed, as router7: /perm is small and the router's CPU is better spent routing.
     let mut gz = GzEncoder::new(tar, Compression::fast());
     let mut buf = vec![0u8; 64 << 10];
@@ -232,13 +195,12 @@ fn backup(shared: &Shared, request: tiny_http::Request) {
             };
             out.write_all(&buf[..n])?;
         }
-        if chunked {
-            out.out.write_all(b"0\r\n\r\n")?;
-        }
-        out.flush()
+        Ok(())
     })();
+    let sent = out.sent();
+    let result = result.and_then(|()| out.finish());
     let counts = gz.get_ref().counts();
-    shared.counters.backup_bytes.fetch_add(out.sent, Ordering::Relaxed);
+    shared.counters.backup_bytes.fetch_add(sent, Ordering::Relaxed);
     match result {
         Ok(()) => {
             shared.counters.backups_ok.fetch_add(1, Ordering::Relaxed);
@@ -247,18 +209,18 @@ fn backup(shared: &Shared, request: tiny_http::Request) {
                 counts.files,
                 counts.dirs,
                 counts.bytes,
-                out.sent,
+                sent,
                 counts.skipped
             );
             shared.control.emit(
                 "backupd.backup.served",
-                json!({"remote": remote, "files": counts.files, "dirs": counts.dirs, "bytes": counts.bytes, "compressed": out.sent}),
+                json!({"remote": remote, "files": counts.files, "dirs": counts.dirs, "bytes": counts.bytes, "compressed": sent}),
             );
         }
         Err(e) => {
             // The stream stops without its end: the client sees a cut transfer, never a short backup.
             shared.counters.backups_failed.fetch_add(1, Ordering::Relaxed);
-            log_warn!("backup for {remote} failed after {} bytes: {e}", out.sent);
+            log_warn!("backup for {remote} failed after {sent} bytes: {e}");
             shared.control.emit("backupd.backup.failed", json!({"remote": remote, "error": e.to_string()}));
         }
     }
@@ -273,7 +235,7 @@ impl Drop for Upload {
     }
 }
 
-fn refuse(shared: &Shared, request: tiny_http::Request, remote: &str, e: &RestoreError) {
+fn refuse(shared: &Shared, conn: Conn, remote: &str, e: &RestoreError) {
     let applied_nothing = !matches!(e, RestoreError::Io(_));
     if applied_nothing {
         shared.counters.restores_refused.fetch_add(1, Ordering::Relaxed);
@@ -285,48 +247,49 @@ fn refuse(shared: &Shared, request: tiny_http::Request, remote: &str, e: &Restor
         if applied_nothing { "backupd.restore.refused" } else { "backupd.restore.failed" },
         json!({"remote": remote, "error": e.to_string(), "status": e.status()}),
     );
-    respond_json(request, e.status(), &json!({"error": e.to_string()}));
+    let _ = conn.respond(&reply_json(e.status(), &json!({"error": e.to_string()})));
 }
 
-fn restore(shared: &Shared, mut request: tiny_http::Request) {
-    let remote = request.remote_addr().map_or_else(|| "?".to_owned(), ToString::to_string);
+fn restore(shared: &Shared, request: httpd::Request, mut conn: Conn) {
+    let remote = conn.peer().to_string();
     let Ok(_exclusive) = shared.exclusive.try_write() else {
-        return text(request, 409, "a backup or restore is in progress");
+        let _ = conn.respond(&reply_text(409, "a backup or restore is in progress"));
+        return;
     };
     let max = shared.limits.max_upload;
-    if request.body_length().is_some_and(|len| len as u64 > max) {
+    if request.content_length().is_some_and(|len| len > max) {
         let e = RestoreError::TooLarge(format!("the archive is larger than {max} bytes"));
-        return refuse(shared, request, &remote, &e);
+        return refuse(shared, conn, &remote, &e);
     }
     let scratch = shared.scratch();
     if let Err(e) = std::fs::create_dir_all(&scratch) {
         let e = RestoreError::Io(format!("{}: {e}", scratch.display()));
-        return refuse(shared, request, &remote, &e);
+        return refuse(shared, conn, &remote, &e);
     }
     let n = shared.uploads.fetch_add(1, Ordering::Relaxed);
     let upload = Upload(scratch.join(format!("upload-{}-{n}.tar.gz", std::process::id())));
     let received = (|| -> io::Result<u64> {
         let mut file = File::create(&upload.0)?;
-        let got = io::copy(&mut request.as_reader().take(max + 1), &mut file)?;
+        let got = io::copy(&mut conn.body().take(max + 1), &mut file)?;
         file.sync_all()?;
         Ok(got)
     })();
     let received = match received {
         Ok(n) if n > max => {
             let e = RestoreError::TooLarge(format!("the archive is larger than {max} bytes"));
-            return refuse(shared, request, &remote, &e);
+            return refuse(shared, conn, &remote, &e);
         }
         Ok(n) => n,
         Err(e) => {
             let e = RestoreError::Invalid(format!("receiving the archive: {e}"));
-            return refuse(shared, request, &remote, &e);
+            return refuse(shared, conn, &remote, &e);
         }
     };
     // apply checks the whole archive before it changes anything.
     let staging = scratch.join(format!("restore-{}-{n}", std::process::id()));
     let applied = match restore::apply(&shared.perm, &upload.0, &staging, &shared.limits) {
         Ok(a) => a,
-        Err(e) => return refuse(shared, request, &remote, &e),
+        Err(e) => return refuse(shared, conn, &remote, &e),
     };
     drop(upload);
     shared.counters.restores_applied.fetch_add(1, Ordering::Relaxed);
@@ -351,5 +314,5 @@ fn restore(shared: &Shared, mut request: tiny_http::Request) {
     }
     let summary = json!({"restored": applied, "signalled": signalled});
     shared.control.emit("backupd.restore.applied", json!({"remote": remote, "summary": summary}));
-    respond_json(request, 200, &summary);
+    let _ = conn.respond(&reply_json(200, &summary));
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use backupd::restore::Limits;
 use runtime::control::{Control, Phase};
-use runtime::http::{ListenerPool, RequestHandler};
+use runtime::http::ListenerSet;
+use runtime::httpd;
 use runtime::service::Base;
 use runtime::{Context, Handler, log_info, log_warn, netif};
 use serde_json::json;
@@ -17,7 +18,7 @@ struct Shell {
     lan: String,
     control: Control,
     shared: Arc<Shared>,
-    pool: ListenerPool,
+    pool: ListenerSet,
     password_logged: bool,
 }
 
@@ -38,12 +39,12 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
         }
     }
     let handler_shared = Arc::clone(&shared);
-    let handler: RequestHandler = Arc::new(move |request| server::handle(&handler_shared, request));
+    let handler: httpd::Handler = Arc::new(move |request: &httpd::Request| server::handle(&handler_shared, request));
     let mut shell = Shell {
         lan: base.args.lan.clone(),
         control: base.control.clone(),
         shared,
-        pool: ListenerPool::new(port, handler),
+        pool: ListenerSet::new(&base.httpd, port, handler),
         password_logged: false,
     };
     shell.reload();

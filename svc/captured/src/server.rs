@@ -1,14 +1,16 @@
-//! The HTTP side: requests on private:5022 (from the listener threads of
-//! `runtime::http::ListenerPool`), and one thread per streaming client.
+//! The HTTP side: requests on private:5022 (on the process's HTTP server
+//! thread, through `runtime::http::ListenerSet`), and one thread per
+//! streaming client (`runtime::httpd`'s stream threads).
 //!
 //! A client thread takes batches from the hub, encodes them and writes them
 //! to its socket. Only that thread ever blocks on the client: the capture
 //! loop appends to the client's bounded queue and moves on, so a slow or
 //! stalled reader costs its own packets, never the capture. When the stream
 //! is idle the thread writes statistics every [`KEEPALIVE`], which also finds
-//! clients that went away without a word.
+//! clients that went away without a word; a client that takes nothing for
+//! `runtime::httpd`'s stream timeout (60 s) is cut off.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -18,9 +20,10 @@ use captured::pcapng::StreamEncoder;
 use captured::request::{Route, StreamRequest, route};
 use captured::ring::Iface;
 use runtime::control::Control;
-use runtime::http::{BasicAuth, header, respond};
+use runtime::http::{BasicAuth, method_not_allowed, reply, reply_text};
+use runtime::httpd::{self, Conn, Outcome};
 use runtime::metrics::{Encoder, Metrics};
-use runtime::{clock, log_info, log_warn};
+use runtime::{clock, log_info};
 use serde_json::json;
 
 /// How long a stream may be silent before statistics are written.
@@ -156,91 +159,53 @@ impl Metrics for Shared {
     }
 }
 
-fn text(request: tiny_http::Request, code: u16, body: &str) {
-    respond(request, code, "text/plain; charset=utf-8", format!("{body}\n"));
-}
-
-/// Handles one request (called on a listener thread; streams get their own thread).
-pub fn handle(shared: &Arc<Shared>, request: tiny_http::Request) {
-    let method = request.method().as_str().to_owned();
-    let route = route(&method, request.url(), shared.names());
-    if route == Route::Metrics {
-        let body = runtime::metrics::render(shared.as_ref());
-        respond(request, 200, "text/plain; version=0.0.4", body);
-        return;
-    }
-    let allowed = shared.auth.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|a| a.check(&request));
-    match allowed {
-        None => return text(request, 503, "no router password is set (/perm/router/password)"),
-        Some(false) => {
-            shared.http.unauthorized.fetch_add(1, Ordering::Relaxed);
-            return BasicAuth::challenge(request);
+/// Handles one request (on the server's thread; streams get their own).
+pub fn handle(shared: &Arc<Shared>, request: &httpd::Request) -> Outcome {
+    let route = route(request.method(), request.target(), shared.names());
+    if route != Route::Metrics {
+        let auth = shared.auth.read().unwrap_or_else(PoisonError::into_inner);
+        match auth.as_ref().map(|a| a.authorizes(request)) {
+            None => return reply_text(503, "no router password is set (/perm/router/password)").into(),
+            Some(false) => {
+                shared.http.unauthorized.fetch_add(1, Ordering::Relaxed);
+                return BasicAuth::challenge_response().into();
+            }
+            Some(true) => {}
         }
-        Some(true) => {}
     }
     match route {
-        Route::Capture(r) => start_stream(shared, request, r),
-        Route::BadRequest(why) => text(request, 400, &why),
-        Route::NotFound => text(request, 404, "not found; the stream is GET /capture.pcapng"),
-        Route::MethodNotAllowed(allow) => {
-            let response = tiny_http::Response::from_string("method not allowed\n")
-                .with_status_code(405)
-                .with_header(header("Allow", allow));
-            let _ = request.respond(response);
-        }
-        Route::Metrics => {}
+        Route::Metrics => reply(200, "text/plain; version=0.0.4", runtime::metrics::render(shared.as_ref())).into(),
+        Route::Capture(r) => start_stream(shared, r),
+        Route::BadRequest(why) => reply_text(400, &why).into(),
+        Route::NotFound => reply_text(404, "not found; the stream is GET /capture.pcapng").into(),
+        Route::MethodNotAllowed(allow) => method_not_allowed(allow).into(),
     }
 }
 
-fn start_stream(shared: &Arc<Shared>, request: tiny_http::Request, r: StreamRequest) {
+/// A client's place in the hub, given back when dropped (also when the
+/// server could not start its thread and dropped the stream unrun).
+struct Subscription {
+    shared: Arc<Shared>,
+    id: SubscriberId,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.shared.hub().unsubscribe(self.id);
+        self.shared.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn start_stream(shared: &Arc<Shared>, r: StreamRequest) -> Outcome {
     let max = shared.max_clients.load(Ordering::Relaxed);
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= max {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
         shared.http.refused.fetch_add(1, Ordering::Relaxed);
-        return text(request, 503, &format!("{max} clients are streaming already"));
+        return reply_text(503, &format!("{max} clients are streaming already")).into();
     }
-    let id = shared.hub().subscribe(r.selection, r.replay);
-    let thread_shared = Arc::clone(shared);
-    let spawned = std::thread::Builder::new().name("stream".into()).spawn(move || {
-        stream(&thread_shared, request, id, r.selection);
-        thread_shared.hub().unsubscribe(id);
-        thread_shared.clients.fetch_sub(1, Ordering::AcqRel);
-    });
-    if let Err(e) = spawned {
-        log_warn!("cannot start a stream thread: {e}");
-        shared.hub().unsubscribe(id);
-        shared.clients.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The body's framing: chunked for HTTP/1.1 (a client can tell a clean end
-/// from a cut connection), until close for HTTP/1.0.
-struct BodyWriter {
-    out: Box<dyn Write + Send>,
-    chunked: bool,
-}
-
-impl BodyWriter {
-    fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        if self.chunked {
-            write!(self.out, "{:x}\r\n", data.len())?;
-            self.out.write_all(data)?;
-            self.out.write_all(b"\r\n")?;
-        } else {
-            self.out.write_all(data)?;
-        }
-        self.out.flush()
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        if self.chunked {
-            self.out.write_all(b"0\r\n\r\n")?;
-        }
-        self.out.flush()
-    }
+    // Subscribed now, so the stream starts from this moment's ring.
+    let subscription = Subscription { shared: Arc::clone(shared), id: shared.hub().subscribe(r.selection, r.replay) };
+    Outcome::stream(move |_, conn| stream(&subscription, conn, r.selection))
 }
 
 enum Next {
@@ -249,31 +214,28 @@ enum Next {
     End,
 }
 
-fn stream(shared: &Shared, request: tiny_http::Request, id: SubscriberId, selection: Selection) {
-    let remote = request.remote_addr().map_or_else(|| "?".to_owned(), ToString::to_string);
-    let version = request.http_version();
-    let chunked = (version.0, version.1) >= (1, 1);
-    let head_only = *request.method() == tiny_http::Method::Head;
+fn stream(subscription: &Subscription, conn: Conn, selection: Selection) {
+    let (shared, id) = (subscription.shared.as_ref(), subscription.id);
+    let remote = conn.peer().to_string();
     let iface_names: Vec<&str> = selection.ifaces().iter().map(|i| shared.names[i.index()].as_str()).collect();
-    let mut out = BodyWriter { out: request.into_writer(), chunked };
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
-        if chunked { "Transfer-Encoding: chunked\r\n" } else { "" }
-    );
-    if out.out.write_all(head.as_bytes()).and_then(|()| out.out.flush()).is_err() || head_only {
-        return;
-    }
+    let headers = [("Content-Type", "application/x-pcapng"), ("Cache-Control", "no-store")];
+    let mut out = match conn.stream(200, &headers) {
+        Ok(Some(out)) => out,
+        // HEAD, or the client is gone.
+        Ok(None) | Err(_) => return,
+    };
     shared.http.streams.fetch_add(1, Ordering::Relaxed);
     log_info!("streaming {} to {remote}", iface_names.join(" and "));
     shared.control.emit("captured.client.connected", json!({"remote": remote, "interfaces": iface_names}));
     let encoder = StreamEncoder::new(selection, shared.names());
-    let mut result = out.send(&encoder.header());
+    let mut result = out.write_all(&encoder.header());
     let mut buf = Vec::with_capacity(64 << 10);
+    let mut ended = false;
     while result.is_ok() {
         buf.clear();
         match next(shared, id) {
             Next::End => {
-                result = out.finish();
+                ended = true;
                 break;
             }
             Next::Idle => {
@@ -289,7 +251,10 @@ fn stream(shared: &Shared, request: tiny_http::Request, id: SubscriberId, select
                 }
             }
         }
-        result = out.send(&buf);
+        result = out.write_all(&buf);
+    }
+    if ended {
+        result = out.finish();
     }
     let counts = shared.hub().counts(id).unwrap_or_default();
     let why = match &result {

@@ -23,7 +23,8 @@ use captured::pcapng::SNAPLEN;
 use captured::ring::Iface;
 use runtime::bpf::SockFilter;
 use runtime::control::{Control, Phase};
-use runtime::http::{BasicAuth, ListenerPool, RequestHandler};
+use runtime::http::{BasicAuth, ListenerSet};
+use runtime::httpd;
 use runtime::mio::{Interest, Registry, Token};
 use runtime::packet::{ETH_P_ALL, Framing, PACKET_OUTGOING, PacketSocket};
 use runtime::service::Base;
@@ -59,7 +60,7 @@ pub struct Shell {
     links: [Option<Link>; 2],
     settings: Settings,
     filter: Vec<SockFilter>,
-    pool: ListenerPool,
+    pool: ListenerSet,
     buf: Vec<u8>,
     waiting_logged: [bool; 2],
     password_logged: bool,
@@ -88,7 +89,7 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
     let shared =
         Arc::new(Shared::new(Hub::new(settings.limits), names.clone(), settings.max_clients, base.control.clone()));
     let handler_shared = Arc::clone(&shared);
-    let handler: RequestHandler = Arc::new(move |request| server::handle(&handler_shared, request));
+    let handler: httpd::Handler = Arc::new(move |request: &httpd::Request| server::handle(&handler_shared, request));
     let mut shell = Shell {
         names,
         lan: base.args.lan.clone(),
@@ -98,7 +99,7 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
         links: [None, None],
         settings,
         filter,
-        pool: ListenerPool::new(port, handler),
+        pool: ListenerSet::new(&base.httpd, port, handler),
         buf: vec![0; RECV_BUFFER],
         waiting_logged: [false; 2],
         password_logged: false,

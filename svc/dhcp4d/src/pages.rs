@@ -14,7 +14,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use runtime::http::{RequestHandler, header, respond, respond_json};
+use runtime::http::{method_not_allowed, reply, reply_json, reply_text};
+use runtime::httpd::{self, Peer};
 use runtime::timefmt::Timestamp;
 
 use dhcp4d::config::StaticLease;
@@ -53,63 +54,57 @@ impl PageState {
     }
 }
 
-/// The request handler for a [`runtime::http::ListenerPool`].
+/// The request handler for a [`runtime::http::ListenerSet`] (runs on the
+/// process's HTTP server thread: rendering the table is all it does).
 #[must_use]
-pub fn handler(state: Arc<PageState>) -> RequestHandler {
-    Arc::new(move |request| serve(&state, request))
+pub fn handler(state: Arc<PageState>) -> httpd::Handler {
+    Arc::new(move |request: &httpd::Request| serve(&state, request).into())
 }
 
-fn private_client(request: &tiny_http::Request) -> bool {
-    request.remote_addr().is_some_and(|a| match a.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(runtime::netif::is_private(IpAddr::V6(v6)), |v4| runtime::netif::is_private(IpAddr::V4(v4))),
-        ip => runtime::netif::is_private(ip),
-    })
+fn private_client(request: &httpd::Request) -> bool {
+    match request.peer() {
+        Peer::Tcp(a) => match a.ip() {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(runtime::netif::is_private(IpAddr::V6(v6)), |v4| runtime::netif::is_private(IpAddr::V4(v4))),
+            ip => runtime::netif::is_private(ip),
+        },
+        Peer::Unix => false,
+    }
 }
 
 fn leases_json(leases: &[runtime::perm::Dhcp4dLease]) -> serde_json::Value {
     serde_json::to_value(leases).unwrap_or(serde_json::Value::Null)
 }
 
-fn serve(state: &PageState, request: tiny_http::Request) {
-    if !private_client(&request) {
-        respond(request, 403, "text/plain", "forbidden: not a private address\n".into());
-        return;
+fn serve(state: &PageState, request: &httpd::Request) -> httpd::Response {
+    if !private_client(request) {
+        return reply_text(403, "forbidden: not a private address");
     }
-    if !matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head) {
-        respond(request, 405, "text/plain", "method not allowed\n".into());
-        return;
+    if !request.is_get() {
+        return method_not_allowed("GET, HEAD");
     }
-    let path = request.url().split('?').next().unwrap_or("/").to_owned();
     let now = Timestamp::from_system(runtime::clock::wall_now());
-    match path.as_str() {
-        "/" if runtime::http::wants_json(&request) => respond_json(request, 200, &leases_json(&state.leases())),
+    match request.path() {
+        "/" if request.wants_json() => reply_json(200, &leases_json(&state.leases())),
         "/" => {
             let statics = Arc::clone(&state.statics.read().unwrap_or_else(std::sync::PoisonError::into_inner));
             let html = web::render_html(&state.leases(), &statics, now);
-            respond(request, 200, "text/html; charset=utf-8", html);
+            reply(200, "text/html; charset=utf-8", html)
         }
-        "/leases.json" => respond_json(request, 200, &leases_json(&state.leases())),
-        "/metrics" => {
-            respond(request, 200, runtime::metrics::CONTENT_TYPE, runtime::metrics::render(state.stats.as_ref()));
-        }
+        "/leases.json" => reply_json(200, &leases_json(&state.leases())),
+        "/metrics" => reply(200, runtime::metrics::CONTENT_TYPE, runtime::metrics::render(state.stats.as_ref())),
         p if p.starts_with("/lease/") => {
             let name = runtime::http::percent_decode(&p["/lease/".len()..]);
             let leases = state.leases();
             let Some(lease) = web::find_by_hostname(&leases, &name) else {
-                respond(request, 404, "text/plain", "no lease found\n".into());
-                return;
+                return reply_text(404, "no lease found");
             };
             let lease_time = *state.lease_time.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             let active = web::lease_active(lease, now, lease_time);
             let body = serde_json::to_string(lease).unwrap_or_default();
-            let response = tiny_http::Response::from_string(body)
-                .with_header(header("Content-Type", "application/json"))
-                .with_header(header("X-Lease-Active", if active { "true" } else { "false" }))
-                .with_header(header("Cache-Control", "no-store"));
-            let _ = request.respond(response);
+            reply(200, "application/json", body).with_header("X-Lease-Active", if active { "true" } else { "false" })
         }
-        _ => respond(request, 404, "text/plain", "not found\n".into()),
+        _ => reply_text(404, "not found"),
     }
 }

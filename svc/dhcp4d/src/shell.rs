@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
 use runtime::control::{Control, Phase};
-use runtime::http::ListenerPool;
+use runtime::http::ListenerSet;
 use runtime::perm::{Dhcp4dLease, Interfaces};
 use runtime::service::Base;
 use runtime::statefile::{self, StateError};
@@ -84,7 +84,7 @@ struct Shell {
     server: Option<Server>,
     sockets: Option<Sockets>,
     seq: u64,
-    http: ListenerPool,
+    http: ListenerSet,
     http_addrs: Option<Vec<IpAddr>>,
     retry_armed: bool,
     listeners_incomplete: bool,
@@ -111,7 +111,7 @@ fn router_hostname() -> String {
 
 /// Runs the service (called by `runtime::service::main`).
 pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
-    let Base { args, mut event_loop, control, pid_file, socket } = base;
+    let Base { args, mut event_loop, control, httpd, pid_file, socket } = base;
     let http_spec = match args.value("http") {
         Some(t) => HttpSpec::parse(t)?,
         None => HttpSpec { port: HTTP_PORT, addrs: None },
@@ -137,7 +137,7 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
         lan: args.lan.clone(),
         control,
         stats,
-        http: ListenerPool::new(http_spec.port, pages::handler(Arc::clone(&pages))),
+        http: ListenerSet::new(&httpd, http_spec.port, pages::handler(Arc::clone(&pages))),
         pages,
         writer,
         server: None,

@@ -170,7 +170,7 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
     }
     // Published before anything listens, so the first request already sees Pending.
     shell.publish();
-    shell.web.start(Arc::clone(&shell.published), Arc::clone(&counters));
+    shell.web.start(&base.httpd, Arc::clone(&shell.published), Arc::clone(&counters));
     shell.web.refresh(&shell.lan);
     log_info!(
         "checking {} every {}s (ipv6: {}), serving on {}",

@@ -1,13 +1,15 @@
 //! HTTP on private:7733 (or `--http ADDR:PORT`): `/` (the tree as HTML),
 //! `/health.json` (router7's `{"first_error"}` plus the tree; always 200, like
-//! router7) and `/metrics`. Handlers only read the last published snapshot, so
-//! an answer never waits for a probe (router7 ran the whole tree per request).
+//! router7) and `/metrics`, on the process's HTTP server thread. Handlers only
+//! read the last published snapshot, so an answer never waits for a probe
+//! (router7 ran the whole tree per request).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use diagd::report::Report;
-use runtime::http::{ListenerPool, RequestHandler, respond, respond_json};
+use runtime::http::{ListenerSet, method_not_allowed, reply, reply_json, reply_text};
+use runtime::httpd;
 use runtime::metrics::{CONTENT_TYPE, Encoder};
 use runtime::{log_warn, netif};
 
@@ -26,7 +28,7 @@ pub struct Published {
 /// The listeners.
 pub struct Web {
     listen: Option<SocketAddr>,
-    pool: Option<ListenerPool>,
+    pool: Option<ListenerSet>,
 }
 
 impl Web {
@@ -36,11 +38,12 @@ impl Web {
         Self { listen, pool: None }
     }
 
-    /// Creates the pool (nothing listens until [`Web::refresh`]).
-    pub fn start(&mut self, published: Arc<Mutex<Published>>, counters: Arc<Counters>) {
-        let handler: RequestHandler = Arc::new(move |request| serve(request, &published, &counters));
+    /// Creates the listeners on `server` (nothing listens until [`Web::refresh`]).
+    pub fn start(&mut self, server: &httpd::Server, published: Arc<Mutex<Published>>, counters: Arc<Counters>) {
+        let handler: httpd::Handler =
+            Arc::new(move |request: &httpd::Request| serve(request, &published, &counters).into());
         let port = self.listen.map_or(PORT, |a| a.port());
-        self.pool = Some(ListenerPool::new(port, handler));
+        self.pool = Some(ListenerSet::new(server, port, handler));
     }
 
     /// Listens on the current private addresses (SIGUSR1, SIGHUP: they may have changed).
@@ -70,26 +73,23 @@ impl Web {
     }
 }
 
-fn serve(request: tiny_http::Request, published: &Mutex<Published>, counters: &Counters) {
-    if !matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head) {
-        respond(request, 405, "text/plain", "method not allowed\n".into());
-        return;
+fn serve(request: &httpd::Request, published: &Mutex<Published>, counters: &Counters) -> httpd::Response {
+    if !request.is_get() {
+        return method_not_allowed("GET, HEAD");
     }
-    let path = request.url().split('?').next().unwrap_or("").to_owned();
     let report = published.lock().unwrap_or_else(std::sync::PoisonError::into_inner).report.clone();
     let Some(report) = report else {
-        respond(request, 503, "text/plain", "starting\n".into());
-        return;
+        return reply_text(503, "starting");
     };
-    match path.as_str() {
-        "/" => respond(request, 200, "text/html; charset=utf-8", report.html()),
-        "/health.json" => respond_json(request, 200, &report.health_json()),
+    match request.path() {
+        "/" => reply(200, "text/html; charset=utf-8", report.html()),
+        "/health.json" => reply_json(200, &report.health_json()),
         "/metrics" => {
             let mut enc = Encoder::new();
             report.encode(&mut enc);
             counters.encode(&mut enc);
-            respond(request, 200, CONTENT_TYPE, enc.finish());
+            reply(200, CONTENT_TYPE, enc.finish())
         }
-        _ => respond(request, 404, "text/plain", "not found\n".into()),
+        _ => reply_text(404, "not found"),
     }
 }

@@ -23,7 +23,8 @@ use dnsd::resolver::{ClientAddr, Handled, Resolver, Transmit, Tunables};
 use dnsd::upstream::{HealthEvent, UpstreamSpec};
 use mio::{Interest, Registry, Token};
 use runtime::control::{Control, Phase};
-use runtime::http::{ListenerPool, RequestHandler};
+use runtime::http::ListenerSet;
+use runtime::httpd;
 use runtime::service::Base;
 use runtime::{Context, Handler, Ready, log_error, log_info, log_warn};
 use serde_json::json;
@@ -87,7 +88,7 @@ pub struct Dnsd {
     next_conn: u64,
     pool: Vec<Option<PoolSocket>>,
     upstream_tcp: HashMap<u64, UpstreamConn>,
-    http: Option<ListenerPool>,
+    http: Option<ListenerSet>,
     busy: Vec<Token>,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -108,7 +109,7 @@ fn parse_listen(text: &str) -> Result<Vec<SocketAddr>, String> {
 
 /// Runs dnsd until it is stopped.
 pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
-    let Base { args, mut event_loop, control, pid_file, socket } = base;
+    let Base { args, mut event_loop, control, httpd, pid_file, socket } = base;
     let cli_listen = args.value("listen").map(parse_listen).transpose()?.unwrap_or_default();
     let http_port = match args.value("http-port") {
         Some(p) => p.parse::<u16>().map_err(|_| format!("--http-port: not a port: {p:?}"))?,
@@ -119,8 +120,8 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
     let resolver = Resolver::new(Tunables::default(), Arc::clone(&metrics), Box::new(OsEntropy::new()));
     let http = (http_port != 0).then(|| {
         let m = Arc::clone(&metrics);
-        let handler: RequestHandler = Arc::new(move |req: tiny_http::Request| serve_http(req, &m));
-        ListenerPool::new(http_port, handler)
+        let handler: httpd::Handler = Arc::new(move |req: &httpd::Request| serve_http(req, &m).into());
+        ListenerSet::new(&httpd, http_port, handler)
     });
     let slots = usize::from(resolver.udp_slots());
     let mut d = Dnsd {
@@ -170,16 +171,13 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
     Ok(code)
 }
 
-fn serve_http(req: tiny_http::Request, metrics: &DnsMetrics) {
-    let path = req.url().split('?').next().unwrap_or("").to_owned();
-    match (req.method(), path.as_str()) {
-        (tiny_http::Method::Get, "/metrics") => {
-            runtime::http::respond(req, 200, runtime::metrics::CONTENT_TYPE, runtime::metrics::render(metrics))
-        }
-        (tiny_http::Method::Get, "/") => {
-            runtime::http::respond(req, 200, "text/plain; charset=utf-8", "dnsd: metrics at /metrics\n".into());
-        }
-        _ => runtime::http::respond(req, 404, "text/plain; charset=utf-8", "not found\n".into()),
+fn serve_http(req: &httpd::Request, metrics: &DnsMetrics) -> httpd::Response {
+    use runtime::http::{method_not_allowed, reply, reply_text};
+    match req.path() {
+        "/metrics" | "/" if !req.is_get() => method_not_allowed("GET, HEAD"),
+        "/metrics" => reply(200, runtime::metrics::CONTENT_TYPE, runtime::metrics::render(metrics)),
+        "/" => reply_text(200, "dnsd: metrics at /metrics"),
+        _ => reply_text(404, "not found"),
     }
 }
 

@@ -33,7 +33,7 @@ const SPEC: Spec = Spec {
 
 fn main() -> std::process::ExitCode {
     runtime::service::main(&SPEC, |mut base| {
-        let mut shell = shell::Shell::new(base.args.clone(), base.control.clone())?;
+        let mut shell = shell::Shell::new(base.args.clone(), base.control.clone(), &base.httpd)?;
         base.event_loop.add_timer(runtime::clock::now(), shell::APPLY_TAG);
         Ok(base.event_loop.run(&mut shell)?)
     })

@@ -20,7 +20,8 @@ use netconfigd::reconcile::{self, Step};
 use netconfigd::rtnl::{CounterReader, Netlink};
 use runtime::cli::Args;
 use runtime::control::{Control, Phase};
-use runtime::http::{ListenerPool, RequestHandler, respond};
+use runtime::http::{ListenerSet, reply, reply_text};
+use runtime::httpd;
 use runtime::metrics::{Counter, Encoder, Histogram, Metrics};
 use runtime::perm::{Dhcp4Lease, Dhcp6Lease};
 use runtime::statefile::{self, StateError};
@@ -105,11 +106,12 @@ impl Metrics for Exposition<'_> {
     }
 }
 
-fn metrics_handler(shell: Arc<ShellMetrics>) -> RequestHandler {
-    Arc::new(move |request| {
-        if request.url() != "/metrics" {
-            respond(request, 404, "text/plain", "not found; try /metrics\n".into());
-            return;
+fn metrics_handler(shell: Arc<ShellMetrics>) -> httpd::Handler {
+    // Reading the counters is one netlink dump from the kernel: short enough
+    // for the server's thread.
+    Arc::new(move |request: &httpd::Request| {
+        if request.path() != "/metrics" {
+            return reply_text(404, "not found; try /metrics").into();
         }
         let nft = match CounterReader::open().and_then(|mut r| r.read(TABLE)) {
             Ok(c) => Some(c),
@@ -119,7 +121,7 @@ fn metrics_handler(shell: Arc<ShellMetrics>) -> RequestHandler {
             }
         };
         let text = runtime::metrics::render(&Exposition { shell: &shell, nft });
-        respond(request, 200, runtime::metrics::CONTENT_TYPE, text);
+        reply(200, runtime::metrics::CONTENT_TYPE, text).into()
     })
 }
 
@@ -168,7 +170,7 @@ pub struct Shell {
     control: Control,
     kernel: Netlink,
     metrics: Arc<ShellMetrics>,
-    pool: ListenerPool,
+    pool: ListenerSet,
     signal_init: bool,
     retry_timer: Option<runtime::timer::TimerId>,
     backoff: Option<Duration>,
@@ -176,8 +178,8 @@ pub struct Shell {
 }
 
 impl Shell {
-    /// Opens the netlink sockets and the metrics listeners' pool.
-    pub fn new(args: Args, control: Control) -> std::io::Result<Self> {
+    /// Opens the netlink sockets and the metrics listeners (served by `server`).
+    pub fn new(args: Args, control: Control, server: &httpd::Server) -> std::io::Result<Self> {
         let port: u16 = match args.value("listen-port") {
             None => 8066,
             Some(p) => p
@@ -187,7 +189,7 @@ impl Shell {
         let resolv = PathBuf::from(args.value("resolv-conf").unwrap_or("/tmp/resolv.conf"));
         let kernel = Netlink::open(Path::new("/proc/sys"), &resolv)?;
         let metrics = Arc::new(ShellMetrics::default());
-        let pool = ListenerPool::new(port, metrics_handler(Arc::clone(&metrics)));
+        let pool = ListenerSet::new(server, port, metrics_handler(Arc::clone(&metrics)));
         let signal_init = args.flag("signal-init");
         Ok(Self { args, control, kernel, metrics, pool, signal_init, retry_timer: None, backoff: None, waiting: false })
     }

@@ -24,7 +24,8 @@ use radvd::random::SplitMix64;
 use radvd::solicit::DropReason;
 use radvd::{Advertiser, Inputs, Kind, Link, Transmit};
 use runtime::control::{Control, Phase};
-use runtime::http::{ListenerPool, RequestHandler};
+use runtime::http::ListenerSet;
+use runtime::httpd;
 use runtime::perm::{Dhcp6Lease, IpNet};
 use runtime::service::Base;
 use runtime::statefile::{self, StateError};
@@ -97,13 +98,13 @@ struct Service {
     retry_at: Option<Instant>,
     send_backoff: Duration,
     last_send_error_log: Option<Instant>,
-    listeners: Option<ListenerPool>,
+    listeners: Option<ListenerSet>,
     buf: Vec<u8>,
 }
 
 /// Starts radvd; see the module docs.
 pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
-    let Base { args, mut event_loop, control, pid_file: _pid_file, socket: _control_socket } = base;
+    let Base { args, mut event_loop, control, httpd, pid_file: _pid_file, socket: _control_socket } = base;
     let metrics_port = match args.value("metrics-port").map(str::parse::<u16>) {
         Some(Ok(p)) => p,
         None => DEFAULT_METRICS_PORT,
@@ -116,8 +117,8 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
     let metrics = Arc::new(RadvdMetrics::default());
     let listeners = (metrics_port != 0).then(|| {
         let m = Arc::clone(&metrics);
-        let handler: RequestHandler = Arc::new(move |request: tiny_http::Request| serve_metrics(&m, request));
-        ListenerPool::new(metrics_port, handler)
+        let handler: httpd::Handler = Arc::new(move |request: &httpd::Request| serve_metrics(&m, request).into());
+        ListenerSet::new(&httpd, metrics_port, handler)
     });
     let seed = std::collections::hash_map::RandomState::new().build_hasher().finish();
     let now = runtime::clock::now();
@@ -148,12 +149,11 @@ pub fn run(base: Base) -> Result<i32, Box<dyn Error>> {
     Ok(event_loop.run(&mut service)?)
 }
 
-fn serve_metrics(metrics: &RadvdMetrics, request: tiny_http::Request) {
-    let path = request.url().split('?').next().unwrap_or("");
-    if path == "/metrics" && *request.method() == tiny_http::Method::Get {
-        runtime::http::respond(request, 200, runtime::metrics::CONTENT_TYPE, runtime::metrics::render(metrics));
+fn serve_metrics(metrics: &RadvdMetrics, request: &httpd::Request) -> httpd::Response {
+    if request.path() == "/metrics" && request.is_get() {
+        runtime::http::reply(200, runtime::metrics::CONTENT_TYPE, runtime::metrics::render(metrics))
     } else {
-        runtime::http::respond(request, 404, "text/plain", "not found\n".into());
+        runtime::http::reply_text(404, "not found")
     }
 }
 

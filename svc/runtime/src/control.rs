@@ -22,7 +22,6 @@ use std::io::{self, BufRead, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::event_loop::LoopWaker;
+use crate::httpd;
 use crate::statefile;
 use crate::timefmt::Timestamp;
 
@@ -118,8 +118,6 @@ pub struct Event {
 const RING_CAPACITY: usize = 1000;
 /// The file is trimmed back to [`RING_CAPACITY`] lines once it has this many.
 const FILE_MAX_LINES: usize = 2 * RING_CAPACITY;
-/// Requests served at once; more get 503 (a local API, not a web server).
-const MAX_IN_FLIGHT: usize = 32;
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// How long `healthz` waits for the loop to answer.
@@ -218,7 +216,6 @@ struct Shared {
     changed: Condvar,
     commands: Mutex<Vec<Command>>,
     waker: LoopWaker,
-    in_flight: AtomicUsize,
 }
 
 impl Shared {
@@ -262,37 +259,48 @@ impl Control {
                 changed: Condvar::new(),
                 commands: Mutex::new(Vec::new()),
                 waker,
-                in_flight: AtomicUsize::new(0),
             }),
         }
     }
 
-    /// Starts serving on `socket` (removing a stale one; mode 0600) in a helper thread.
-    pub fn serve(&self, socket: &Path) -> io::Result<()> {
-        self.serve_with(socket, None)
+    /// Starts serving on `socket` (removing a stale one; mode 0600) with
+    /// `server`'s thread.
+    pub fn listen(&self, server: &httpd::Server, socket: &Path) -> io::Result<()> {
+        self.listen_with(server, socket, None)
     }
 
-    /// Like [`Control::serve`], but `extension` sees every request first (on the
-    /// request's own thread, within the same in-flight limit) and answers the
-    /// ones it owns; it hands the others back for the standard API. init adds
-    /// its own endpoints and its aggregated `/v1/status` this way.
-    pub fn serve_with(&self, socket: &Path, extension: Option<Extension>) -> io::Result<()> {
-        if let Some(dir) = socket.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        match fs::remove_file(socket) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let listener = UnixListener::bind(socket)?;
-        fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
-        let server = tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?;
-        let shared = Arc::clone(&self.shared);
-        std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || accept_loop(&server, &shared, extension.as_ref()))?;
+    /// Like [`Control::listen`], but `extension` sees every request first (on
+    /// the server's thread: it must not block; it hands blocking work to a
+    /// stream thread with [`httpd::Outcome::Stream`]) and answers the ones it
+    /// owns; `None` leaves the request to the standard API. init adds its own
+    /// endpoints and its aggregated `/v1/status` this way.
+    pub fn listen_with(
+        &self,
+        server: &httpd::Server,
+        socket: &Path,
+        extension: Option<HttpExtension>,
+    ) -> io::Result<()> {
+        let listener = bind_socket(socket)?;
+        let control = self.clone();
+        let handler: httpd::Handler = Arc::new(move |request: &httpd::Request| {
+            // No endpoint takes a body: one too large to have been read
+            // first is refused unread, never ignored by a command.
+            if !request.body_read() {
+                return httpd::Response::json(413, &json!({"error": "request bodies are not taken here"})).into();
+            }
+            if let Some(outcome) = extension.as_ref().and_then(|e| e(request)) {
+                return outcome;
+            }
+            control.handle(request)
+        });
+        server.listen_unix(listener, handler, httpd::Limits::default())?;
         Ok(())
+    }
+
+    /// The standard API's answer to `request` (what [`Control::listen`] serves).
+    #[must_use]
+    pub fn handle(&self, request: &httpd::Request) -> httpd::Outcome {
+        route(&self.shared, request)
     }
 
     /// Sets the phase (and `since`, when it changes).
@@ -377,6 +385,110 @@ impl Control {
     }
 }
 
+/// Binds the control socket: its folder made, a stale socket removed, mode 0600.
+fn bind_socket(socket: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = socket.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    match fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(socket)?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// A handler that sees control requests before the standard API and answers
+/// the ones it owns (see [`Control::listen_with`]).
+pub type HttpExtension = Arc<dyn Fn(&httpd::Request) -> Option<httpd::Outcome> + Send + Sync>;
+
+/// The standard API. Whatever waits (the loop's answer to a health ping, a
+/// long poll) runs on a stream thread, never on the server's.
+fn route(shared: &Arc<Shared>, request: &httpd::Request) -> httpd::Outcome {
+    use httpd::{Outcome, Response};
+    let path = request.path();
+    let get = request.is_get();
+    match path {
+        "/v1/healthz" if get => {
+            let shared = Arc::clone(shared);
+            Outcome::stream(move |_, conn| {
+                let response = if loop_answers(&shared) {
+                    Response::json(200, &json!({"status": "ok"}))
+                } else {
+                    Response::json(503, &json!({"status": "failed", "reason": "event loop did not answer"}))
+                };
+                let _ = conn.respond(&response);
+            })
+        }
+        "/v1/status" if get => Response::json(200, &status_json(shared)).into(),
+        "/v1/events" if get => {
+            let (since, wait, topic) = match events_query(&request.query()) {
+                Ok(q) => q,
+                Err(e) => return Response::json(400, &json!({"error": e})).into(),
+            };
+            let now = shared.state().events.after(since, &topic);
+            if !now.is_empty() || wait.is_zero() {
+                let next = now.last().map_or(since, |e| e.seq);
+                return Response::json(200, &json!({"events": now, "next": next})).into();
+            }
+            let shared = Arc::clone(shared);
+            Outcome::stream(move |_, conn| {
+                let events = wait_for_events(&shared, since, &topic, wait);
+                let next = events.last().map_or(since, |e| e.seq);
+                let _ = conn.respond(&Response::json(200, &json!({"events": events, "next": next})));
+            })
+        }
+        _ if path.starts_with("/v1/commands/") => {
+            if !request.is("POST") {
+                return Response::json(405, &json!({"error": "use POST"})).with_header("Allow", "POST").into();
+            }
+            let name = &path["/v1/commands/".len()..];
+            match Command::parse(name) {
+                Some(command) => {
+                    shared.commands.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(command);
+                    shared.waker.wake();
+                    Response::json(202, &json!({"accepted": true, "command": command.name()})).into()
+                }
+                None => Response::json(404, &json!({"accepted": false, "error": format!("unknown command {name:?}")}))
+                    .into(),
+            }
+        }
+        "/v1/healthz" | "/v1/status" | "/v1/events" => {
+            Response::json(405, &json!({"error": "use GET"})).with_header("Allow", "GET, HEAD").into()
+        }
+        _ => Response::json(404, &json!({"error": format!("no such endpoint {path:?}")})).into(),
+    }
+}
+
+/// `since`, `wait` (at most [`MAX_WAIT`]) and `topic` of an events request.
+fn events_query(query: &[(String, String)]) -> Result<(u64, Duration, String), String> {
+    let mut since = 0u64;
+    let mut wait = Duration::ZERO;
+    let mut topic = String::new();
+    for (k, v) in query {
+        let bad = match k.as_str() {
+            "since" => v.parse().map(|n| since = n).is_err(),
+            "wait" => v
+                .parse::<f64>()
+                .ok()
+                .filter(|w| w.is_finite() && *w >= 0.0)
+                .map(|w| wait = Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())))
+                .is_none(),
+            "topic" => {
+                topic.clone_from(v);
+                false
+            }
+            _ => false,
+        };
+        if bad {
+            return Err(format!("invalid value for {k}"));
+        }
+    }
+    Ok((since, wait, topic))
+}
+
 fn status_json(shared: &Shared) -> Value {
     let st = shared.state();
     let mut doc = Map::new();
@@ -390,128 +502,11 @@ fn status_json(shared: &Shared) -> Value {
     Value::Object(doc)
 }
 
-/// A handler that sees control requests before the standard API: it answers the
-/// ones it owns and returns the others (see [`Control::serve_with`]).
-pub type Extension = Arc<dyn Fn(tiny_http::Request) -> Option<tiny_http::Request> + Send + Sync>;
-
-fn accept_loop(server: &tiny_http::Server, shared: &Arc<Shared>, extension: Option<&Extension>) {
-    loop {
-        let request = match server.recv() {
-            Ok(r) => r,
-            Err(e) => {
-                crate::log_warn!("control: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        if shared.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-            respond(request, 503, &json!({"error": "too many requests"}));
-            continue;
-        }
-        let shared = Arc::clone(shared);
-        let extension = extension.cloned();
-        let spawned = std::thread::Builder::new().name("control-req".into()).spawn(move || {
-            let request = match &extension {
-                Some(extension) => extension(request),
-                None => Some(request),
-            };
-            if let Some(request) = request {
-                handle(request, &shared);
-            }
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-        });
-        if let Err(e) = spawned {
-            crate::log_warn!("control: cannot spawn a request thread: {e}");
-        }
-    }
-}
-
-fn respond(request: tiny_http::Request, code: u16, body: &Value) {
-    let mut text = body.to_string();
-    text.push('\n');
-    let response = tiny_http::Response::from_string(text)
-        .with_status_code(code)
-        .with_header(crate::http::header("Content-Type", "application/json"));
-    // The client may be gone; nothing to do about it.
-    let _ = request.respond(response);
-}
-
-/// Splits `path?query` and decodes the query's `key=value` pairs.
+/// Splits `path?query` and decodes the query's `key=value` pairs (see
+/// [`crate::http::split_query`]).
 #[must_use]
 pub fn split_query(url: &str) -> (&str, Vec<(String, String)>) {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let pairs = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (crate::http::percent_decode(k), crate::http::percent_decode(v))
-        })
-        .collect();
-    (path, pairs)
-}
-
-fn handle(request: tiny_http::Request, shared: &Shared) {
-    let url = request.url().to_owned();
-    let (path, query) = split_query(&url);
-    let get = *request.method() == tiny_http::Method::Get;
-    let post = *request.method() == tiny_http::Method::Post;
-    match path {
-        "/v1/healthz" if get => {
-            if loop_answers(shared) {
-                respond(request, 200, &json!({"status": "ok"}));
-            } else {
-                respond(request, 503, &json!({"status": "failed", "reason": "event loop did not answer"}));
-            }
-        }
-        "/v1/status" if get => respond(request, 200, &status_json(shared)),
-        "/v1/events" if get => {
-            let mut since = 0u64;
-            let mut wait = Duration::ZERO;
-            let mut topic = String::new();
-            for (k, v) in query {
-                let bad = match k.as_str() {
-                    "since" => v.parse().map(|n| since = n).is_err(),
-                    "wait" => v
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|w| w.is_finite() && *w >= 0.0)
-                        .map(|w| wait = Duration::from_secs_f64(w.min(MAX_WAIT.as_secs_f64())))
-                        .is_none(),
-                    "topic" => {
-                        topic = v;
-                        false
-                    }
-                    _ => false,
-                };
-                if bad {
-                    return respond(request, 400, &json!({"error": format!("invalid value for {k}")}));
-                }
-            }
-            let events = wait_for_events(shared, since, &topic, wait);
-            let next = events.last().map_or(since, |e| e.seq);
-            respond(request, 200, &json!({"events": events, "next": next}));
-        }
-        _ if path.starts_with("/v1/commands/") => {
-            if !post {
-                return respond(request, 405, &json!({"error": "use POST"}));
-            }
-            let name = &path["/v1/commands/".len()..];
-            match Command::parse(name) {
-                Some(command) => {
-                    shared.commands.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(command);
-                    shared.waker.wake();
-                    respond(request, 202, &json!({"accepted": true, "command": command.name()}));
-                }
-                None => {
-                    respond(request, 404, &json!({"accepted": false, "error": format!("unknown command {name:?}")}))
-                }
-            }
-        }
-        "/v1/healthz" | "/v1/status" | "/v1/events" => respond(request, 405, &json!({"error": "use GET"})),
-        _ => respond(request, 404, &json!({"error": format!("no such endpoint {path:?}")})),
-    }
+    crate::http::split_query(url)
 }
 
 fn loop_answers(shared: &Shared) -> bool {
@@ -619,20 +614,18 @@ mod tests {
     }
 
     #[test]
-    fn an_extension_answers_its_own_paths_and_hands_back_the_rest() {
-        let dir = tmpdir("ext");
+    fn an_http_extension_answers_its_own_paths_and_leaves_the_rest() {
+        let dir = tmpdir("httpext");
         let sock = socket_path(&dir.0, "init");
         let ev = EventLoop::new().unwrap();
         let control = Control::new("init", None, ev.waker());
         control.set_field("standard", json!(true));
-        let extension: Extension = Arc::new(|request: tiny_http::Request| {
-            if request.url() == "/v1/services" {
-                respond(request, 200, &json!({"services": ["dhcp4"]}));
-                return None;
-            }
-            Some(request)
+        let extension: HttpExtension = Arc::new(|request: &httpd::Request| {
+            (request.path() == "/v1/services")
+                .then(|| httpd::Response::json(200, &json!({"services": ["dhcp4"]})).into())
         });
-        control.serve_with(&sock, Some(extension)).unwrap();
+        let server = httpd::Server::new().unwrap();
+        control.listen_with(&server, &sock, Some(extension)).unwrap();
         let get = |p: &str| unix_http::request(&sock, "GET", p, b"", Duration::from_secs(5)).unwrap();
         assert_eq!(get("/v1/services").json().unwrap()["services"][0], "dhcp4");
         let status = get("/v1/status").json().unwrap();
@@ -641,16 +634,54 @@ mod tests {
     }
 
     #[test]
+    fn many_long_polls_wait_without_holding_up_other_requests() {
+        let dir = tmpdir("polls");
+        let sock = socket_path(&dir.0, "svc");
+        let ev = EventLoop::new().unwrap();
+        let control = Control::new("svc", None, ev.waker());
+        let server = httpd::Server::new().unwrap();
+        control.listen(&server, &sock).unwrap();
+        let pollers: Vec<_> = (0..10)
+            .map(|_| {
+                let sock = sock.clone();
+                std::thread::spawn(move || {
+                    unix_http::request(&sock, "GET", "/v1/events?since=0&wait=20", b"", Duration::from_secs(30))
+                        .unwrap()
+                        .json()
+                        .unwrap()
+                })
+            })
+            .collect();
+        let deadline = crate::clock::now() + Duration::from_secs(20);
+        while server.streams() < 10 {
+            assert!(crate::clock::now() < deadline, "the long polls did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Status is answered at once while ten clients wait.
+        let t0 = crate::clock::now();
+        let r = unix_http::request(&sock, "GET", "/v1/status", b"", Duration::from_secs(5)).unwrap();
+        assert_eq!(r.status, 200);
+        assert!(crate::clock::now() - t0 < Duration::from_secs(2));
+        control.emit("svc.thing", json!({}));
+        for p in pollers {
+            assert_eq!(p.join().unwrap()["events"][0]["topic"], "svc.thing");
+        }
+    }
+
+    #[test]
     fn serves_healthz_status_events_and_commands_over_the_socket() {
         let dir = tmpdir("http");
         let sock = socket_path(&dir.0, "svc");
         let (tx, rx) = std::sync::mpsc::channel();
         let sock2 = sock.clone();
+        // Outlives the service's loop, to ask healthz once the loop is gone.
+        let server = httpd::Server::new().unwrap();
+        let server2 = server.clone();
         let service = std::thread::spawn(move || {
             let mut ev = EventLoop::new().unwrap();
             let control = Control::new("svc", None, ev.waker());
             control.set_field("lease", json!({"ip": "192.0.2.7"}));
-            control.serve(&sock2).unwrap();
+            control.listen(&server2, &sock2).unwrap();
             ev.attach_control(control.clone());
             tx.send(()).unwrap();
             let mut svc = Svc { control, reloads: 0 };

@@ -1,6 +1,7 @@
-//! What every HTTP endpoint of ours shares: tiny_http listeners on the router's
-//! private addresses (re-made when addresses change), HTTP basic auth against
-//! the router password, and small response helpers.
+//! What every HTTP endpoint of ours shares: listeners on the router's
+//! private addresses, served by the process's [`httpd::Server`] and kept in
+//! step with the addresses ([`ListenerSet`]), HTTP basic auth against the
+//! router password, and small response helpers.
 //!
 //! Private means the addresses [`crate::netif::private_addrs`] returns: loopback
 //! and every address of an up interface not named `uplink*`. Listeners never
@@ -16,14 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-/// A response header. Our names and values are ASCII; a value that is not (from
-/// data) is replaced by an empty `X-Invalid-Header` rather than failing the response.
-#[must_use]
-pub fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .or_else(|()| tiny_http::Header::from_bytes(&b"X-Invalid-Header"[..], &b""[..]))
-        .expect("a fixed ASCII header is valid")
-}
+use crate::httpd;
 
 /// Decodes `%XX` escapes and `+` (as space) in a query component.
 #[must_use]
@@ -49,34 +43,6 @@ pub fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether the client asked for JSON (`Accept: application/json`).
-#[must_use]
-pub fn wants_json(request: &tiny_http::Request) -> bool {
-    request.headers().iter().any(|h| h.field.equiv("Accept") && h.value.as_str().contains("application/json"))
-}
-
-/// The value of a request header.
-#[must_use]
-pub fn request_header<'a>(request: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
-    request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
-}
-
-/// Answers with JSON.
-pub fn respond_json(request: tiny_http::Request, code: u16, body: &Value) {
-    let mut text = serde_json::to_string_pretty(body).unwrap_or_else(|_| "null".into());
-    text.push('\n');
-    respond(request, code, "application/json", text);
-}
-
-/// Answers with `body` of `content_type`.
-pub fn respond(request: tiny_http::Request, code: u16, content_type: &str, body: String) {
-    let response = tiny_http::Response::from_string(body)
-        .with_status_code(code)
-        .with_header(header("Content-Type", content_type))
-        .with_header(header("Cache-Control", "no-store"));
-    let _ = request.respond(response);
 }
 
 /// The user name of HTTP basic auth on every private endpoint.
@@ -133,99 +99,6 @@ impl BasicAuth {
             Err(_) => false,
         }
     }
-
-    /// Whether `request` is authorised.
-    #[must_use]
-    pub fn check(&self, request: &tiny_http::Request) -> bool {
-        self.check_header(request_header(request, "Authorization"))
-    }
-
-    /// Answers 401 with a challenge.
-    pub fn challenge(request: tiny_http::Request) {
-        let response = tiny_http::Response::from_string("authentication required\n")
-            .with_status_code(401)
-            .with_header(header("WWW-Authenticate", "Basic realm=\"router7\""))
-            .with_header(header("Content-Type", "text/plain"));
-        let _ = request.respond(response);
-    }
-}
-
-/// What every listener of a pool calls for each request.
-pub type RequestHandler = Arc<dyn Fn(tiny_http::Request) + Send + Sync>;
-
-/// One listener per private address, kept in step with the addresses
-/// (router7's multilisten): new addresses get a listener, vanished ones are closed.
-pub struct ListenerPool {
-    port: u16,
-    handler: RequestHandler,
-    servers: BTreeMap<SocketAddr, Arc<tiny_http::Server>>,
-}
-
-impl std::fmt::Debug for ListenerPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerPool").field("port", &self.port).field("addrs", &self.servers.keys()).finish()
-    }
-}
-
-impl ListenerPool {
-    /// A pool for `port` (nothing listens until [`ListenerPool::update`]).
-    #[must_use]
-    pub fn new(port: u16, handler: RequestHandler) -> Self {
-        Self { port, handler, servers: BTreeMap::new() }
-    }
-
-    /// Listens on exactly `addrs` (`(address, interface index)`; the index is the
-    /// scope of link-local IPv6 addresses). Returns the errors of addresses that
-    /// could not be bound; those are retried on the next update.
-    pub fn update(&mut self, addrs: &[(IpAddr, u32)]) -> Vec<(SocketAddr, io::Error)> {
-        let wanted: Vec<SocketAddr> = addrs
-            .iter()
-            .map(|&(ip, scope)| match ip {
-                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
-                    SocketAddr::V6(SocketAddrV6::new(v6, self.port, 0, scope))
-                }
-                _ => SocketAddr::new(ip, self.port),
-            })
-            .collect();
-        let gone: Vec<SocketAddr> = self.servers.keys().filter(|a| !wanted.contains(a)).copied().collect();
-        for addr in gone {
-            if let Some(server) = self.servers.remove(&addr) {
-                server.unblock();
-            }
-        }
-        let mut errors = Vec::new();
-        for addr in wanted {
-            if self.servers.contains_key(&addr) {
-                continue;
-            }
-            match self.start(addr) {
-                Ok(server) => {
-                    self.servers.insert(addr, server);
-                }
-                Err(e) => errors.push((addr, e)),
-            }
-        }
-        errors
-    }
-
-    /// The addresses listened on (with the actual port when the pool's port is 0).
-    #[must_use]
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.servers.values().filter_map(|s| s.server_addr().to_ip()).collect()
-    }
-
-    fn start(&self, addr: SocketAddr) -> io::Result<Arc<tiny_http::Server>> {
-        let listener = bind_freely(addr)?;
-        let server = Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
-        let serving = Arc::clone(&server);
-        let handler = Arc::clone(&self.handler);
-        std::thread::Builder::new().name(format!("http {addr}")).spawn(move || {
-            for request in serving.incoming_requests() {
-                handler(request);
-            }
-        })?;
-        Ok(server)
-    }
 }
 
 /// A TCP listener on `addr` with `IP_FREEBIND`/`IPV6_FREEBIND`: the bind
@@ -252,10 +125,142 @@ fn bind_freely(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
-impl Drop for ListenerPool {
+/// Splits `path?query` and decodes the query's `key=value` pairs.
+#[must_use]
+pub fn split_query(url: &str) -> (&str, Vec<(String, String)>) {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let pairs = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    (path, pairs)
+}
+
+/// A response of `content_type` that no cache keeps (every page of ours
+/// shows live state).
+#[must_use]
+pub fn reply(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> httpd::Response {
+    httpd::Response::with_body(status, content_type, body).with_header("Cache-Control", "no-store")
+}
+
+/// Indented JSON that no cache keeps.
+#[must_use]
+pub fn reply_json(status: u16, body: &Value) -> httpd::Response {
+    httpd::Response::json_pretty(status, body).with_header("Cache-Control", "no-store")
+}
+
+/// Plain text that no cache keeps (a newline is added when missing).
+#[must_use]
+pub fn reply_text(status: u16, text: &str) -> httpd::Response {
+    httpd::Response::text(status, text).with_header("Cache-Control", "no-store")
+}
+
+/// 405 with the methods that are allowed.
+#[must_use]
+pub fn method_not_allowed(allow: &str) -> httpd::Response {
+    reply_text(405, "method not allowed").with_header("Allow", allow)
+}
+
+impl BasicAuth {
+    /// Whether `request` carries the right credentials.
+    #[must_use]
+    pub fn authorizes(&self, request: &httpd::Request) -> bool {
+        self.check_header(request.header("Authorization"))
+    }
+
+    /// 401 with a challenge.
+    #[must_use]
+    pub fn challenge_response() -> httpd::Response {
+        httpd::Response::text(401, "authentication required").with_header("WWW-Authenticate", "Basic realm=\"router7\"")
+    }
+}
+
+/// One listener per private address on the process's [`httpd::Server`],
+/// kept in step with the addresses (router7's multilisten): new addresses
+/// get a listener, vanished ones are closed. Never a wildcard address.
+pub struct ListenerSet {
+    server: httpd::Server,
+    port: u16,
+    handler: httpd::Handler,
+    limits: httpd::Limits,
+    /// Wanted address → the listener and the address it actually has.
+    listeners: BTreeMap<SocketAddr, (httpd::ListenerId, SocketAddr)>,
+}
+
+impl std::fmt::Debug for ListenerSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSet").field("port", &self.port).field("addrs", &self.listeners.keys()).finish()
+    }
+}
+
+impl ListenerSet {
+    /// A set for `port` (nothing listens until [`ListenerSet::update`]),
+    /// served by `server` with `handler`.
+    #[must_use]
+    pub fn new(server: &httpd::Server, port: u16, handler: httpd::Handler) -> Self {
+        Self::with_limits(server, port, handler, httpd::Limits::default())
+    }
+
+    /// Like [`ListenerSet::new`] with other limits.
+    #[must_use]
+    pub fn with_limits(server: &httpd::Server, port: u16, handler: httpd::Handler, limits: httpd::Limits) -> Self {
+        Self { server: server.clone(), port, handler, limits, listeners: BTreeMap::new() }
+    }
+
+    /// Listens on exactly `addrs` (`(address, interface index)`; the index is the
+    /// scope of link-local IPv6 addresses). Returns the errors of addresses that
+    /// could not be bound; those are retried on the next update.
+    pub fn update(&mut self, addrs: &[(IpAddr, u32)]) -> Vec<(SocketAddr, io::Error)> {
+        let wanted: Vec<SocketAddr> = addrs
+            .iter()
+            .map(|&(ip, scope)| match ip {
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                    SocketAddr::V6(SocketAddrV6::new(v6, self.port, 0, scope))
+                }
+                _ => SocketAddr::new(ip, self.port),
+            })
+            .collect();
+        let gone: Vec<SocketAddr> = self.listeners.keys().filter(|a| !wanted.contains(a)).copied().collect();
+        for addr in gone {
+            if let Some((id, _)) = self.listeners.remove(&addr) {
+                self.server.close(id);
+            }
+        }
+        let mut errors = Vec::new();
+        for addr in wanted {
+            if self.listeners.contains_key(&addr) {
+                continue;
+            }
+            let started = bind_freely(addr).and_then(|l| {
+                let local = l.local_addr()?;
+                let id = self.server.listen_tcp(l, Arc::clone(&self.handler), self.limits)?;
+                Ok((id, local))
+            });
+            match started {
+                Ok(entry) => {
+                    self.listeners.insert(addr, entry);
+                }
+                Err(e) => errors.push((addr, e)),
+            }
+        }
+        errors
+    }
+
+    /// The addresses listened on (with the actual port when the set's port is 0).
+    #[must_use]
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.values().map(|(_, local)| *local).collect()
+    }
+}
+
+impl Drop for ListenerSet {
     fn drop(&mut self) {
-        for server in self.servers.values() {
-            server.unblock();
+        for (id, _) in self.listeners.values() {
+            self.server.close(*id);
         }
     }
 }
@@ -310,19 +315,32 @@ mod tests {
         Ok(out)
     }
 
+    fn answer_hi() -> httpd::Handler {
+        Arc::new(|r: &httpd::Request| reply(200, "text/plain", format!("hi {}\n", r.path())).into())
+    }
+
     #[test]
-    fn pool_follows_the_address_set() {
-        let handler: RequestHandler = Arc::new(|req| respond(req, 200, "text/plain", "hi\n".into()));
-        let mut pool = ListenerPool::new(0, handler);
+    fn listener_set_follows_the_address_set() {
+        let server = httpd::Server::new().unwrap();
+        let mut set = ListenerSet::new(&server, 0, answer_hi());
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(pool.update(&[(lo, 1)]).is_empty());
-        let addrs = pool.local_addrs();
-        assert_eq!(addrs.len(), 1);
-        assert!(get(addrs[0]).unwrap().ends_with("hi\n"));
-        pool.update(&[]);
-        assert!(pool.local_addrs().is_empty());
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(get(addrs[0]).is_err(), "a vanished address is no longer served");
+        let lo2: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(set.update(&[(lo, 1)]).is_empty());
+        let first = set.local_addrs();
+        assert_eq!(first.len(), 1);
+        assert!(get(first[0]).unwrap().ends_with("hi /x\n"));
+        // Same set again: the listener stays (same port).
+        assert!(set.update(&[(lo, 1), (lo2, 1)]).is_empty());
+        let both = set.local_addrs();
+        assert_eq!(both.len(), 2);
+        assert!(both.contains(&first[0]));
+        for a in &both {
+            assert!(get(*a).unwrap().contains("Cache-Control: no-store"), "{a}");
+        }
+        set.update(&[(lo2, 1)]);
+        assert!(get(first[0]).is_err(), "a vanished address is no longer served, at once");
+        drop(set);
+        assert!(both.iter().all(|a| get(*a).is_err()), "dropping the set closes its listeners");
     }
 
     /// A LAN address announced by SIGUSR1 is often still tentative (IPv6
@@ -331,15 +349,28 @@ mod tests {
     /// Cannot assign requested address`). Documentation addresses stand in
     /// for addresses not yet usable; nothing here configures them.
     #[test]
-    fn pool_binds_addresses_that_are_not_usable_yet() {
-        let handler: RequestHandler = Arc::new(|req| respond(req, 200, "text/plain", "hi\n".into()));
-        let mut pool = ListenerPool::new(0, handler);
+    fn listener_set_binds_addresses_that_are_not_usable_yet() {
+        let server = httpd::Server::new().unwrap();
+        let mut set = ListenerSet::new(&server, 0, answer_hi());
         let v4: IpAddr = "192.0.2.77".parse().unwrap();
         let v6: IpAddr = "2001:db8:7237::77".parse().unwrap();
-        let errors = pool.update(&[(v4, 0), (v6, 0)]);
+        let errors = set.update(&[(v4, 0), (v6, 0)]);
         assert!(errors.is_empty(), "{errors:?}");
-        let mut got: Vec<IpAddr> = pool.local_addrs().iter().map(SocketAddr::ip).collect();
+        let mut got: Vec<IpAddr> = set.local_addrs().iter().map(SocketAddr::ip).collect();
         got.sort();
         assert_eq!(got, [v4, v6]);
+    }
+
+    #[test]
+    fn basic_auth_checks_requests_and_challenges() {
+        let auth = BasicAuth::new("pw");
+        let with = |h: &str| {
+            httpd::Request::parse(format!("GET / HTTP/1.1\r\n{h}\r\n\r\n").as_bytes(), httpd::Peer::Unix).unwrap()
+        };
+        let good = format!("Authorization: Basic {}", crate::base64::encode(b"router:pw"));
+        assert!(auth.authorizes(&with(&good)));
+        assert!(!auth.authorizes(&with("X: y")));
+        let c = BasicAuth::challenge_response();
+        assert_eq!((c.status(), c.header("WWW-Authenticate")), (401, Some("Basic realm=\"router7\"")));
     }
 }

@@ -17,6 +17,7 @@ pub mod event_loop;
 pub mod frame;
 pub mod http;
 pub mod http_client;
+pub mod httpd;
 pub mod log;
 pub mod metrics;
 pub mod netif;

@@ -1,6 +1,7 @@
 //! What every service binary does before its own work: parse the command line,
 //! set up logging, create the event loop (blocking signals before any thread
-//! exists), start the control API on `<run>/router/<name>.sock` with events in
+//! exists), start the process's one HTTP server thread and on it the control
+//! API on `<run>/router/<name>.sock` with events in
 //! `<perm>/<name>/events.jsonl`, and write `<run>/<name>.pid`.
 //!
 //! ```no_run
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 use crate::cli::{Args, CliError, Spec};
 use crate::control::{self, Control};
 use crate::event_loop::EventLoop;
+use crate::httpd::Server;
 use crate::notify::PidFile;
 
 /// Exit code meaning "do not restart me" (gokrazy's convention).
@@ -32,6 +34,9 @@ pub struct Base {
     pub event_loop: EventLoop,
     /// The control API handle.
     pub control: Control,
+    /// The process's HTTP server (one thread): the control socket and every
+    /// listener of the service's own pages.
+    pub httpd: Server,
     /// The pid file, removed on a clean exit (`None` when init wrote it and we
     /// may not: services run unprivileged).
     pub pid_file: Option<PidFile>,
@@ -60,11 +65,14 @@ impl Base {
 /// Parses arguments and starts the shared parts.
 pub fn start(spec: &Spec, args: Args) -> Result<Base, Box<dyn Error>> {
     crate::log::set_debug(args.debug);
+    crate::sys::single_malloc_arena();
     let mut event_loop = EventLoop::new()?;
     let events_file = args.perm.join(spec.name).join("events.jsonl");
     let control = Control::new(spec.name, Some(events_file), event_loop.waker());
+    // After the loop: the server's thread inherits the blocked signals.
+    let httpd = Server::new()?;
     let socket = control::socket_path(&args.run, spec.name);
-    control.serve(&socket).map_err(|e| format!("control socket {}: {e}", socket.display()))?;
+    control.listen(&httpd, &socket).map_err(|e| format!("control socket {}: {e}", socket.display()))?;
     event_loop.attach_control(control.clone());
     let pid_file = match PidFile::create(&args.run, spec.name) {
         Ok(f) => Some(f),
@@ -75,7 +83,7 @@ pub fn start(spec: &Spec, args: Args) -> Result<Base, Box<dyn Error>> {
             None
         }
     };
-    Ok(Base { args, event_loop, control, pid_file, socket: SocketFile(socket) })
+    Ok(Base { args, event_loop, control, httpd, pid_file, socket: SocketFile(socket) })
 }
 
 /// Runs a service: parses the command line, starts the shared parts, calls

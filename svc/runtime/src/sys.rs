@@ -94,6 +94,19 @@ pub fn signal_thread(signal: i32) -> io::Result<()> {
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// One malloc arena for the whole process (glibc's `M_ARENA_MAX` = 1): by
+/// default every thread that allocates gets an arena of its own, each a heap
+/// with its own resident pages; our services allocate little and mostly on
+/// one thread, so sharing one is cheaper than the memory. Call before any
+/// thread exists. Other C libraries have one arena anyway.
+pub fn single_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt(3) only sets a tunable; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Who a child runs as, set between `fork` and `exec` by [`set_child_setup`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
