@@ -7,22 +7,7 @@ use std::fmt::Write as _;
 use crate::logs::{LogLine, LogPage};
 use crate::status::{Overview, ServiceStatus};
 
-/// Escapes text for HTML element content and quoted attribute values.
-#[must_use]
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use runtime::http::html_escape as esc;
 
 /// Percent-encodes a path segment.
 #[must_use]

@@ -10,22 +10,7 @@ use runtime::timefmt::Timestamp;
 
 use crate::config::StaticLease;
 
-/// Escapes text for HTML element content and attribute values.
-#[must_use]
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use runtime::http::html_escape as escape;
 
 struct Row<'a> {
     addr: String,

@@ -259,22 +259,7 @@ impl Report {
     }
 }
 
-/// HTML-escapes text.
-#[must_use]
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use runtime::http::html_escape as escape;
 
 #[cfg(test)]
 mod tests {
@@ -357,7 +342,7 @@ mod tests {
         run_round(&mut m, |_| Outcome::fail("bad & \"worse\" <b>"));
         let html = Report::of(&m).html();
         assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(html.contains("✘ link/up&lt;script&gt;: bad &amp; &#34;worse&#34; &lt;b&gt;</span><ul>"), "{html}");
+        assert!(html.contains("✘ link/up&lt;script&gt;: bad &amp; &quot;worse&quot; &lt;b&gt;</span><ul>"), "{html}");
         assert!(!html.contains("<script>") && !html.contains("<b>"));
         assert!(html.contains("(not counted)"), "IPv6 checks are shown but marked");
     }

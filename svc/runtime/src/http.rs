@@ -19,6 +19,24 @@ use serde_json::Value;
 
 use crate::httpd;
 
+/// Escapes text for HTML element content and quoted attribute values (the
+/// status pages of init, dhcp4d and diagd show names clients chose).
+#[must_use]
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Decodes `%XX` escapes and `+` (as space) in a query component.
 #[must_use]
 pub fn percent_decode(s: &str) -> String {
