@@ -18,14 +18,15 @@
 //! sets them); `ROUTER7_E2E_CONSOLE=1` shows the serial console live.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod lab;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
 
+use common::{Qemu, Serial, Tap, binaries, has_tap_open, is_kernel_line, kernel};
 use lab::{Report, RouterUnderTest};
 use mkimage::qemu::{Console, Machine, NetBackend, UPLINK_MAC};
 use serde_json::Value;
@@ -37,139 +38,6 @@ static ONE_QEMU: Mutex<()> = Mutex::new(());
 
 fn one_qemu() -> std::sync::MutexGuard<'static, ()> {
     ONE_QEMU.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-/// The last line a script printed on stdout (the path it reports).
-fn script_output(script: &str, marker: Option<&str>) -> String {
-    eprintln!("e2e: running {script} (cached when nothing changed)");
-    let out = Command::new(repo().join(script)).current_dir(repo()).stderr(Stdio::inherit()).output().unwrap();
-    assert!(out.status.success(), "{script} failed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = match marker {
-        Some(m) => {
-            text.lines().rev().find_map(|l| l.strip_prefix(m)).unwrap_or_else(|| panic!("{script}: no {m:?} line"))
-        }
-        None => text.lines().last().unwrap_or_else(|| panic!("{script} printed nothing")),
-    };
-    line.trim().to_owned()
-}
-
-fn kernel() -> PathBuf {
-    std::env::var_os("ROUTER7_KERNEL")
-        .map_or_else(|| PathBuf::from(script_output("kernel-config/build", None)), PathBuf::from)
-}
-
-fn binaries() -> PathBuf {
-    std::env::var_os("ROUTER7_BINS")
-        .map_or_else(|| repo().join(script_output("ci/build-static", Some("binaries in "))), PathBuf::from)
-}
-
-/// A tap device in the root namespace (later moved into a lab namespace).
-struct Tap(String);
-
-impl Tap {
-    fn new(name: String) -> Self {
-        let _ = Command::new("ip").args(["link", "del", &name]).stderr(Stdio::null()).status();
-        testbed::run("ip", &["tuntap", "add", "dev", &name, "mode", "tap"]);
-        Self(name)
-    }
-}
-
-impl Drop for Tap {
-    fn drop(&mut self) {
-        // Gone already when its namespace was deleted; otherwise remove it here.
-        let _ = Command::new("ip").args(["link", "del", &self.0]).stderr(Stdio::null()).status();
-    }
-}
-
-/// The serial console: lines with the time since QEMU started.
-#[derive(Clone)]
-struct Serial {
-    lines: Arc<Mutex<Vec<(Duration, String)>>>,
-}
-
-impl Serial {
-    fn start(mut out: impl Read + Send + 'static, started: Instant, echo: bool) -> Self {
-        let lines: Arc<Mutex<Vec<(Duration, String)>>> = Arc::default();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut partial = Vec::new();
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                for &b in &buf[..n] {
-                    if b == b'\n' {
-                        let line = String::from_utf8_lossy(&partial).trim_end_matches('\r').to_owned();
-                        let at = clock::now() - started;
-                        if echo {
-                            eprintln!("serial {:7.2}| {line}", at.as_secs_f64());
-                        }
-                        sink.lock().unwrap().push((at, line));
-                        partial.clear();
-                    } else {
-                        partial.push(b);
-                    }
-                }
-            }
-        });
-        Self { lines }
-    }
-
-    /// The first line from index `from` on that satisfies `pred`.
-    fn wait(&self, from: usize, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<(usize, Duration, String)> {
-        lab::wait_for(timeout, || {
-            let lines = self.lines.lock().unwrap();
-            lines.iter().enumerate().skip(from).find(|(_, (_, l))| pred(l)).map(|(i, (t, l))| (i, *t, l.clone()))
-        })
-    }
-
-    fn tail(&self, n: usize) -> String {
-        let lines = self.lines.lock().unwrap();
-        lines.iter().rev().take(n).rev().map(|(t, l)| format!("{:7.2} {l}\n", t.as_secs_f64())).collect()
-    }
-
-    fn all(&self) -> Vec<String> {
-        self.lines.lock().unwrap().iter().map(|(_, l)| l.clone()).collect()
-    }
-}
-
-/// QEMU, killed on drop (printing the console's tail when the test failed).
-struct Qemu {
-    child: Child,
-    serial: Serial,
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- last serial console lines ----\n{}----", self.serial.tail(80));
-        }
-    }
-}
-
-/// Whether QEMU (`pid`) has the tap `name` open (tun fdinfo shows `iff:`).
-fn has_tap_open(pid: u32, name: &str) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return false };
-    fds.flatten().any(|fd| {
-        std::fs::read_to_string(fd.path())
-            .is_ok_and(|t| t.lines().any(|l| l.strip_prefix("iff:").is_some_and(|v| v.trim() == name)))
-    })
-}
-
-/// A kernel log line (`[    1.234567] …`).
-fn is_kernel_line(line: &str) -> bool {
-    line.strip_prefix('[').and_then(|r| r.split_once(']')).is_some_and(|(ts, _)| {
-        let ts = ts.trim();
-        !ts.is_empty() && ts.chars().all(|c| c.is_ascii_digit() || c == '.')
-    })
 }
 
 /// Whether a console line comes from service `name`: init mirrors every
@@ -425,7 +293,7 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
         let (_, t, _) = serial
             .wait(0, boot, |l| l.contains("Run /init as init process"))
             .ok_or("no \"Run /init as init process\" on the serial console")?;
-        let all = serial.all();
+        let all = serial.since(0);
         for want in
             ["SYSLINUX", "Loading /vmlinuz-a", "router.slot=a", "VFS: Mounted root (squashfs filesystem) readonly"]
         {
@@ -527,7 +395,8 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
 
     report.check("no service exited or restarted while the checks ran", needs_web.clone(), || {
         let v = healthy(Duration::from_secs(10))?;
-        let exits: Vec<String> = serial.all().into_iter().filter(|l| in_image.iter().any(|s| is_exit(l, s))).collect();
+        let exits: Vec<String> =
+            serial.since(0).into_iter().filter(|l| in_image.iter().any(|s| is_exit(l, s))).collect();
         if !exits.is_empty() {
             return Err(format!("init saw services exit: {}", exits.join(" | ")));
         }
@@ -547,7 +416,7 @@ fn router_image_boots_under_qemu_and_routes_between_isp_and_lan() {
         let status = lab::wait_for(Duration::from_secs(90), || qemu.child.try_wait().ok().flatten())
             .ok_or("QEMU still runs 90 s after the power-off")?;
         powered_off = true;
-        let all = serial.all();
+        let all = serial.since(0);
         for want in ["every service stopped; poweroff", "reboot: Power down"] {
             if !all.iter().any(|l| l.contains(want)) {
                 return Err(format!("{want:?} not on the console"));

@@ -4,9 +4,7 @@
 //! namespace ([`crate::lab`]), the serial console with timestamps, and QEMU
 //! killed on drop (printing the console's tail when the test failed).
 //!
-//! These are the helpers of `qemu_e2e.rs`, here so that other QEMU tests
-//! (`update_e2e.rs`) use the same ones; `qemu_e2e.rs` keeps its own copies
-//! until it moves over.
+//! `qemu_e2e.rs` and `update_e2e.rs` both use them.
 #![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::io::Read;
