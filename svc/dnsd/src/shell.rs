@@ -359,33 +359,51 @@ impl Dnsd {
         }
     }
 
-    /// Once a second: moderation on or off; listeners wake the loop again when
-    /// off (tried again each second for one that could not be put back).
-    fn moderation_tick(&mut self, registry: &Registry, now: Instant) {
+    /// After reads: moderation on or off when a window of them has passed
+    /// (`Moderation::decide`); turned off, listeners wake the loop again.
+    fn moderation_decide(&mut self, registry: &Registry, now: Instant) {
         let Some(m) = self.moderation.as_mut() else { return };
-        if let Some(change) = m.tick() {
-            self.metrics.moderated.set(if change { 1.0 } else { 0.0 });
-            if change {
+        let Some(on) = m.decide(now) else { return };
+        self.metrics.moderated.set(if on { 1.0 } else { 0.0 });
+        if let Some(changes) = m.report(now) {
+            let more = if changes > 1 { format!(" ({changes} changes since the last message)") } else { String::new() };
+            if on {
                 log_info!(
-                    "over {} queries/s: reading busy listeners every {} µs",
+                    "over {} queries/s: reading busy listeners every {} µs{more}",
                     crate::moderation::ON_ABOVE,
                     crate::moderation::PERIOD.as_micros()
                 );
             } else {
-                log_info!("under {} queries/s: every query wakes the loop again", crate::moderation::OFF_BELOW);
+                log_info!("under {} queries/s: every query wakes the loop again{more}", crate::moderation::OFF_BELOW);
             }
         }
-        if !m.active() {
-            let mut stuck = Vec::new();
-            for l in self.listeners.udp.iter_mut().filter(|l| l.muted) {
-                if !listeners::unmute(registry, l, udp_token(l.id)) {
-                    log_error!("udp {}: cannot watch it again; reading it every second until it can", l.addr);
-                    stuck.push(l.id);
-                }
+        if on {
+            return;
+        }
+        for l in self.listeners.udp.iter_mut().filter(|l| l.muted) {
+            if !listeners::unmute(registry, l, udp_token(l.id)) {
+                log_error!("udp {}: cannot watch it again; reading it every second until it can", l.addr);
             }
-            for id in stuck {
-                self.read_udp(registry, now, u64::from(id), udp_token(id));
+        }
+    }
+
+    /// Once a second: a decision even when nothing was read (the load went
+    /// away while moderated), and listeners that could not be put back in
+    /// the poll set are read.
+    fn moderation_tick(&mut self, registry: &Registry, now: Instant) {
+        self.moderation_decide(registry, now);
+        if self.moderation.as_ref().is_some_and(Moderation::active) {
+            return;
+        }
+        let stuck: Vec<u32> = self.listeners.udp.iter_mut().filter(|l| l.muted).map(|l| l.id).collect();
+        for id in stuck {
+            let t = udp_token(id);
+            if let Some(l) = self.listeners.udp.iter_mut().find(|l| l.id == id)
+                && listeners::unmute(registry, l, t)
+            {
+                continue;
             }
+            self.read_udp(registry, now, u64::from(id), t);
         }
     }
 
@@ -575,9 +593,15 @@ impl Dnsd {
         let (kind, n) = split(t);
         match kind {
             // Listeners are registered for reading only.
-            UDP_LISTENER if ready.readable => self.read_udp(registry, now, n, t),
+            UDP_LISTENER if ready.readable => {
+                self.read_udp(registry, now, n, t);
+                self.moderation_decide(registry, now);
+            }
             UDP_LISTENER => {}
-            MODERATION => self.on_moderation_timer(registry, now),
+            MODERATION => {
+                self.on_moderation_timer(registry, now);
+                self.moderation_decide(registry, now);
+            }
             TCP_LISTENER => self.accept(registry, now, n, t),
             TCP_CLIENT => self.client_io(registry, now, n, ready),
             POOL => self.read_pool(now, u8::try_from(n).unwrap_or(u8::MAX), t),

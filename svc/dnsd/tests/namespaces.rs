@@ -470,9 +470,9 @@ fn keeps_answering_every_query_under_load() {
     assert!(completed.contains("(100.00%)"), "{out}");
     assert!(out.contains("NOERROR"), "{out}");
     lab.dnsd().wait_for_log("reading busy listeners every", Duration::from_secs(5)).unwrap();
-    lab.dnsd().wait_for_log("every query wakes the loop again", Duration::from_secs(5)).unwrap();
-    let metrics = lab.metrics();
-    assert_eq!(metric(&metrics, "dnsd_udp_moderated"), 0.0, "{metrics}");
+    // Off again within a window or two of reads (the message about it waits
+    // out moderation::REPORT_EVERY, so the gauge says it).
+    wait_until("moderation off", Duration::from_secs(5), || metric(&lab.metrics(), "dnsd_udp_moderated") == 0.0);
     assert_eq!(lab.upstream_queries("A", "n7.zone.example"), 1, "one upstream query per name");
     // Still prompt one by one afterwards.
     let t = clock::now();
