@@ -8,7 +8,8 @@
 //! which the sender pays for); what a forwarder costs above it is its own work.
 //!
 //! ```text
-//! udp_floor 10.9.1.4:53
+//! udp_floor 10.9.1.4:53           # woken by each datagram, as dnsd unmoderated
+//! udp_floor 10.9.1.5:53 1000      # reads every 1000 µs, as dnsd moderated
 //! ```
 //!
 //! Not a DNS server: it answers every name, type and class alike.
@@ -59,7 +60,9 @@ fn answer(query: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let addr: SocketAddr = std::env::args().nth(1).ok_or("usage: udp_floor ADDRESS:PORT")?.parse()?;
+    let mut args = std::env::args().skip(1);
+    let addr: SocketAddr = args.next().ok_or("usage: udp_floor ADDRESS:PORT [PERIOD_US]")?.parse()?;
+    let period = args.next().map(|p| p.parse::<u64>()).transpose()?.map(std::time::Duration::from_micros);
     let mut socket = mio::net::UdpSocket::bind(addr)?;
     let mut poll = Poll::new()?;
     poll.registry().register(&mut socket, Token(0), Interest::READABLE)?;
@@ -69,9 +72,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let mut peers: Vec<SocketAddr> = Vec::with_capacity(BATCH);
     loop {
-        match poll.poll(&mut events, None) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r?,
+        if let Some(period) = period {
+            std::thread::sleep(period);
+        } else {
+            match poll.poll(&mut events, None) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => r?,
+            }
         }
         loop {
             let got = match recv_datagrams(socket.as_fd(), &mut rx, SLOT, &mut meta) {
