@@ -16,9 +16,11 @@
 //! | [`image`] | building an image from all of the above |
 //! | [`qemu`] | running an image under QEMU |
 //! | [`update`] | pushing an image to a running router, activating it, waiting for the trial's outcome; rollback on request |
+//! | [`backups`] | the backup of `/perm` an update or rollback takes first: its folder, names, rotation |
 #![forbid(unsafe_code)]
 
 pub mod adv;
+pub mod backups;
 pub mod binaries;
 pub mod bootfs;
 pub mod error;

@@ -60,12 +60,20 @@ UPDATE, ROLLBACK:
   OPTIONS first. rollback switches to the other slot (if the router says it
   may be activated), with the same trial. Exit status: 0 updated, 1 error,
   3 rolled back.
+  Both first download a backup of /perm (backupd, port 8077 at the --host
+  address, same password), checked completely, into the backup folder; when
+  that fails they stop with exit status 1 and nothing sent to the router.
   --host HOST[:PORT]     the router (its LAN address or name)
   --hostname NAME        whose password to use (default router7)
   --password-file FILE   the password (default ~/.config/router7-rs/<hostname>/password)
   --no-kexec             activate through a firmware reboot (one-shot boot)
   --trial-seconds N      how long the new slot has to become healthy (default 120)
   --wait SECONDS         how long to wait for the outcome (default trial + 300)
+  --backup-dir DIR       where the backup goes, as backup-<host>-<time>.tar.gz
+                         (default ~/.config/router7-rs/<hostname>/backups/; created)
+  --keep-backups N       then keep only the N newest backup-*.tar.gz there
+                         (default 5; 0 keeps all; other files are left alone)
+  --no-backup            update or roll back without a backup first
 
 CAPTURE, BACKUP, RESTORE:
   capture streams the router's packet ring buffer and then live packets as
@@ -354,16 +362,28 @@ fn boot_once(mut args: Args) -> Result<()> {
 /// Exit status of `update`/`rollback` when the router rolled back.
 const EXIT_ROLLED_BACK: u8 = 3;
 
-fn update_options(args: &mut Args) -> Result<(mkimage::update::Client, mkimage::update::Options, String)> {
+/// What `update` and `rollback` need: the router, its password, the backup to take first.
+struct UpdateSetup {
+    client: mkimage::update::Client,
+    opts: mkimage::update::Options,
+    hostname: String,
+    host: String,
+    password: String,
+    /// The folder and how many backups to keep there; `None`: `--no-backup`.
+    backup: Option<(PathBuf, usize)>,
+}
+
+fn update_options(args: &mut Args) -> Result<UpdateSetup> {
     let host = args.take("--host")?.ok_or_else(|| anyhow!("--host is required (the router's address)"))?;
     let hostname = args.take("--hostname")?.unwrap_or_else(|| "router7".to_owned());
     let password_file = match args.take("--password-file")? {
         Some(p) => PathBuf::from(p),
         None => password::config_dir(&hostname)?.join("password"),
     };
-    let password = std::fs::read_to_string(&password_file).with_context(|| {
+    let text = std::fs::read_to_string(&password_file).with_context(|| {
         format!("the router's password ({}; mkimage build keeps it there)", password_file.display())
     })?;
+    let password = text.lines().next().unwrap_or("").trim().to_owned();
     let kexec = !args.take_flag("--no-kexec");
     let trial_seconds = match args.take("--trial-seconds")? {
         Some(s) => s.parse().ok().filter(|t| bootslot::api::TRIAL_SECONDS_RANGE.contains(t)).ok_or_else(|| {
@@ -376,14 +396,65 @@ fn update_options(args: &mut Args) -> Result<(mkimage::update::Client, mkimage::
         Some(s) => s.parse().with_context(|| format!("--wait {s:?}"))?,
         None => trial_seconds + 300,
     };
-    let client = mkimage::update::Client::new(&host, password.lines().next().unwrap_or("").trim());
+    let no_backup = args.take_flag("--no-backup");
+    let backup_dir = args.take("--backup-dir")?;
+    let keep = args.take("--keep-backups")?;
+    let backup = if no_backup {
+        if backup_dir.is_some() || keep.is_some() {
+            bail!("--no-backup takes no backup: drop --backup-dir and --keep-backups, or --no-backup");
+        }
+        None
+    } else {
+        let dir = match backup_dir {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            Some(_) => bail!("--backup-dir needs a folder"),
+            None => mkimage::backups::default_dir(&hostname).context("the backup folder (or pass --backup-dir)")?,
+        };
+        let keep = match keep {
+            Some(n) => n.parse().with_context(|| format!("--keep-backups {n:?}: a number (0 keeps all)"))?,
+            None => mkimage::backups::DEFAULT_KEEP,
+        };
+        Some((dir, keep))
+    };
+    let client = mkimage::update::Client::new(&host, &password);
     let opts = mkimage::update::Options {
         kexec,
         trial_seconds,
         wait: std::time::Duration::from_secs(wait),
         progress: Progress::stderr(),
     };
-    Ok((client, opts, hostname))
+    Ok(UpdateSetup { client, opts, hostname, host, password, backup })
+}
+
+/// The backup of /perm before `command` changes anything: taken, or the
+/// command stops here with nothing sent to the router's update endpoint.
+fn backup_first(setup: &UpdateSetup, command: &str) -> Result<()> {
+    let Some((dir, keep)) = &setup.backup else {
+        eprintln!("mkimage: --no-backup: no backup of /perm is taken before this {command}");
+        return Ok(());
+    };
+    let taken =
+        mkimage::backups::take(&setup.host, &setup.password, dir, *keep, runtime::clock::wall_now()).map_err(|e| {
+            anyhow!(
+                "{e}; the {command} was not started and nothing was sent to the router. \
+                 Fix that, or pass --no-backup to {command} without a backup"
+            )
+        })?;
+    let got = &taken.download;
+    eprintln!(
+        "mkimage: backed up /perm to {} ({} bytes; {} entries, {} bytes of files)",
+        got.path.display(),
+        got.bytes,
+        got.manifest.entries.len(),
+        got.manifest.total
+    );
+    for p in &taken.removed {
+        eprintln!("mkimage: removed the old backup {} (keeping the {keep} newest)", p.display());
+    }
+    for (p, why) in &taken.not_removed {
+        eprintln!("mkimage: warning: cannot remove the old backup {}: {why}", p.display());
+    }
+    Ok(())
 }
 
 fn report_outcome(outcome: &mkimage::update::Outcome) -> ExitCode {
@@ -395,7 +466,8 @@ fn report_outcome(outcome: &mkimage::update::Outcome) -> ExitCode {
 }
 
 fn update_cmd(mut args: Args) -> Result<ExitCode> {
-    let (client, opts, hostname) = update_options(&mut args)?;
+    let setup = update_options(&mut args)?;
+    let hostname = setup.hostname.clone();
     let image = match args.take("--image")? {
         Some(path) => {
             args.finish()?;
@@ -420,13 +492,15 @@ fn update_cmd(mut args: Args) -> Result<ExitCode> {
         image.root.len(),
         image.kernel.len()
     );
-    Ok(report_outcome(&mkimage::update::update(&client, &image, &opts)?))
+    backup_first(&setup, "update")?;
+    Ok(report_outcome(&mkimage::update::update(&setup.client, &image, &setup.opts)?))
 }
 
 fn rollback_cmd(mut args: Args) -> Result<ExitCode> {
-    let (client, opts, _) = update_options(&mut args)?;
+    let setup = update_options(&mut args)?;
     args.finish()?;
-    Ok(report_outcome(&mkimage::update::rollback(&client, &opts)?))
+    backup_first(&setup, "rollback")?;
+    Ok(report_outcome(&mkimage::update::rollback(&setup.client, &setup.opts)?))
 }
 
 /// The router and its password for capture, backup and restore. The password
@@ -435,7 +509,7 @@ fn remote_options(args: &mut Args) -> Result<(String, String)> {
     let host = args.take("--host")?.unwrap_or_else(|| "router7".to_owned());
     let hostname = match args.take("--hostname")? {
         Some(h) => h,
-        None => host_without_port(&host).to_owned(),
+        None => mkimage::backups::host_of(&host).to_owned(),
     };
     let password_file = match args.take("--password-file")? {
         Some(p) => PathBuf::from(p),
@@ -449,17 +523,6 @@ fn remote_options(args: &mut Args) -> Result<(String, String)> {
         bail!("{}: empty password", password_file.display());
     }
     Ok((host, password))
-}
-
-/// `router7`, `router7:8077`, `192.0.2.1`, `[2001:db8::1]:8077` → the host part.
-fn host_without_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.split_once(':') {
-        Some((h, port)) if !port.contains(':') => h,
-        _ => host,
-    }
 }
 
 fn capture_cmd(mut args: Args) -> Result<ExitCode> {
@@ -485,9 +548,7 @@ fn backup_cmd(mut args: Args) -> Result<ExitCode> {
     let out = match args.take("-o")?.or(args.take("--out")?) {
         Some(p) => PathBuf::from(p),
         None => {
-            let stamp =
-                runtime::timefmt::Timestamp::from_system(runtime::clock::wall_now()).to_string().replace(':', "");
-            PathBuf::from(format!("backup-{}-{stamp}.tar.gz", host_without_port(&host)))
+            mkimage::backups::next_path(Path::new(""), mkimage::backups::host_of(&host), runtime::clock::wall_now())
         }
     };
     args.finish()?;
@@ -552,7 +613,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod remote_tests {
-    use super::host_without_port;
+    use mkimage::backups::host_of as host_without_port;
 
     #[test]
     fn the_password_belongs_to_the_host_without_its_port() {

@@ -23,7 +23,7 @@ pub fn config_dir(hostname: &str) -> Result<PathBuf> {
     config_dir_from(std::env::var_os("XDG_CONFIG_HOME"), std::env::var_os("HOME"), hostname)
 }
 
-fn config_dir_from(
+pub(crate) fn config_dir_from(
     xdg_config_home: Option<std::ffi::OsString>,
     home: Option<std::ffi::OsString>,
     hostname: &str,

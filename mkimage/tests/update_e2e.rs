@@ -6,8 +6,9 @@
 //!
 //! 1. **cut-off upload**: half a root, then the connection goes; nothing is
 //!    activated, the inactive slot is marked invalid and an activation refused;
-//! 2. **good update through kexec** (`e2e-2` into slot b): the version
-//!    changes, slot b becomes the default, dhcp4d's leases in `/perm` survive,
+//! 2. **good update through kexec** (`e2e-2` into slot b): a backup of
+//!    `/perm` is taken first (a complete tar.gz holding the client's lease),
+//!    the version changes, slot b becomes the default, dhcp4d's leases in `/perm` survive,
 //!    the LAN client keeps its address; the console shows no firmware between
 //!    the two kernels;
 //! 3. **a root whose services never become healthy** (dhcp4 is a binary that
@@ -416,6 +417,7 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
             "mkfs.ext4",
             "debugfs",
             "ip",
+            "tar",
         ],
     ) {
         return;
@@ -441,7 +443,8 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
     let base = build("base", "e2e-1", &bins);
     let services: Vec<String> =
         base["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
-    for need in ["dhcp4", "dhcp4d", "netconfigd"] {
+    // backupd: every `mkimage update` and `rollback` takes a backup of /perm first.
+    for need in ["dhcp4", "dhcp4d", "netconfigd", "backupd"] {
         assert!(services.iter().any(|s| s == need), "{need} is not in the image: {base}");
     }
     let password = std::fs::read_to_string(&password_file).unwrap().trim().to_owned();
@@ -478,12 +481,17 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
     let st = status(&router, &password).unwrap();
     assert_eq!((st.active, st.running.version.as_str()), (Some(bootslot::Slot::A), "e2e-1"), "{st:?}");
     let prober = Prober::start(&lan_ns, kind);
+    // The backups every update and rollback takes first go here (never into
+    // /root/.config), two kept.
+    let backups = dir.path().join("backups");
+    let backup_args = ["--backup-dir".to_owned(), backups.display().to_string(), "--keep-backups".into(), "2".into()];
     let update_args = |image: &Path, extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = ["update", "--host", "192.168.42.1", "--password-file", &pw_arg, "--image"]
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
         a.push(image.display().to_string());
+        a.extend(backup_args.iter().cloned());
         a.extend(extra.iter().map(|s| (*s).to_owned()));
         a
     };
@@ -535,7 +543,10 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
             if r.status != 409 {
                 return Err(format!("activation answered {} {}", r.status, String::from_utf8_lossy(&r.body)));
             }
-            let rollback = run(vec!["rollback".into(), "--host".into(), "192.168.42.1".into(), "--password-file".into(), pw_arg.clone()]);
+            let mut args: Vec<String> =
+                vec!["rollback".into(), "--host".into(), "192.168.42.1".into(), "--password-file".into(), pw_arg.clone()];
+            args.extend(backup_args.iter().cloned());
+            let rollback = run(args);
             if rollback.code != Some(1) || !rollback.transcript().contains("cannot be activated") {
                 return Err(format!("mkimage rollback onto the invalid slot: {:?}\n{}", rollback.code, rollback.transcript()));
             }
@@ -563,6 +574,11 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
                 let tool = run(update_args(&img("v2"), &["--trial-seconds", GOOD_TRIAL_SECONDS]));
                 if tool.code != Some(0) || !tool.stdout.starts_with("updated to e2e-2") {
                     return Err(format!("mkimage update: {:?}\n{}", tool.code, tool.transcript()));
+                }
+                let backup = newest_backup(&backups, &tool)?;
+                let in_backup = backup_leases(&backup)?;
+                if !in_backup.contains(&format!("\"{}\"", lease.addr)) {
+                    return Err(format!("{}: dhcp4d/leases.json has no lease of {}: {in_backup}", backup.display(), lease.addr));
                 }
                 let t0 = tool.activated_at().ok_or("no activation line")?;
                 kexec_down = prober.downtime(t0);
@@ -606,8 +622,9 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
                     return Err(format!("the client got {} instead of {}", again.addr, lease.addr));
                 }
                 Ok(format!(
-                    "{}; lease of {} kept (expiry {}), address renewed; downtime {}",
+                    "{}; backup {} taken first (holds the lease); lease of {} kept (expiry {}), address renewed; downtime {}",
                     tool.stdout.trim(),
+                    backup.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()),
                     lease.addr,
                     kept["expiry"],
                     kexec_down.map_or("not measured".into(), |d| format!("{:.1} s", d.as_secs_f64()))
@@ -751,9 +768,59 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
             ),
         );
     }
+    // Every run of the tool took one; --keep-backups 2 kept the two newest.
+    let ours = backup_names(&backups);
+    let ran = want.iter().filter(|s| ["cut", "good", "broken", "firmware"].contains(&s.as_str())).count();
+    report.check("old backups beyond --keep-backups are removed", None, || {
+        if ours.len() == ran.min(2) {
+            Ok(format!("{} runs, {} kept: {ours:?}", ran, ours.len()))
+        } else {
+            Err(format!("{} runs, {ours:?} in {}", ran, backups.display()))
+        }
+    });
     drop(prober);
     drop(router);
     report.finish("updates under QEMU");
+}
+
+/// The backups of ours in `dir`, oldest first.
+fn backup_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| r.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.retain(|n| mkimage::backups::order_key(n).is_some());
+    names.sort_by_key(|n| mkimage::backups::order_key(n));
+    names
+}
+
+/// The backup `tool` says it took, which must be the newest in `dir`.
+fn newest_backup(dir: &Path, tool: &ToolRun) -> Result<PathBuf, String> {
+    let newest = backup_names(dir).pop().ok_or_else(|| format!("no backup in {}", dir.display()))?;
+    let path = dir.join(newest);
+    if !tool.transcript().contains(&format!("backed up /perm to {} (", path.display())) {
+        return Err(format!("mkimage did not say it took {}:\n{}", path.display(), tool.transcript()));
+    }
+    Ok(path)
+}
+
+/// `dhcp4d/leases.json` out of a backup, read by Debian's tar (which checks
+/// the gzip stream to its end).
+fn backup_leases(backup: &Path) -> Result<String, String> {
+    let list = Command::new("tar").arg("-tzf").arg(backup).output().map_err(|e| e.to_string())?;
+    let names = String::from_utf8_lossy(&list.stdout).into_owned();
+    if !list.status.success() || !names.lines().any(|l| l.trim_start_matches("./") == "interfaces.json") {
+        return Err(format!(
+            "{}: not a complete tar.gz of /perm ({}): {names}",
+            backup.display(),
+            String::from_utf8_lossy(&list.stderr)
+        ));
+    }
+    let out =
+        Command::new("tar").arg("-xzOf").arg(backup).arg("dhcp4d/leases.json").output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{}: no dhcp4d/leases.json: {}", backup.display(), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// One probe from the LAN namespace.

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,7 +79,9 @@ pub fn download(addr: &str, password: &str, dest: &Path) -> Result<Downloaded, C
     }
     let partial = partial_path(dest);
     let result = (|| {
-        let mut file = File::create(&partial)?;
+        // 0600: a backup holds the router's password and the leases.
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial)?;
         let bytes = io::copy(&mut ex.body, &mut file)?;
         file.flush()?;
         file.sync_all()?;
