@@ -335,6 +335,16 @@ mod tests {
     }
 
     #[test]
+    fn the_host_is_the_address_without_its_port() {
+        // Also whose password it is (capture, backup, restore).
+        assert_eq!(host_of("router7"), "router7");
+        assert_eq!(host_of("router7:8077"), "router7");
+        assert_eq!(host_of("192.0.2.1:5022"), "192.0.2.1");
+        assert_eq!(host_of("[2001:db8::1]:8077"), "2001:db8::1");
+        assert_eq!(host_of("2001:db8::1"), "2001:db8::1");
+    }
+
+    #[test]
     fn backupd_is_on_8077_at_the_updates_address() {
         assert_eq!(backupd_addr("192.168.42.1"), "192.168.42.1:8077");
         assert_eq!(backupd_addr("192.168.42.1:8080"), "192.168.42.1:8077");

@@ -441,13 +441,7 @@ fn backup_first(setup: &UpdateSetup, command: &str) -> Result<()> {
             )
         })?;
     let got = &taken.download;
-    eprintln!(
-        "mkimage: backed up /perm to {} ({} bytes; {} entries, {} bytes of files)",
-        got.path.display(),
-        got.bytes,
-        got.manifest.entries.len(),
-        got.manifest.total
-    );
+    eprintln!("mkimage: backed up /perm to {} ({})", got.path.display(), got.summary());
     for p in &taken.removed {
         eprintln!("mkimage: removed the old backup {} (keeping the {keep} newest)", p.display());
     }
@@ -553,13 +547,7 @@ fn backup_cmd(mut args: Args) -> Result<ExitCode> {
     };
     args.finish()?;
     let got = backupd::client::download(&host, &password, &out)?;
-    println!(
-        "{}: {} bytes, {} entries, {} bytes of files",
-        got.path.display(),
-        got.bytes,
-        got.manifest.entries.len(),
-        got.manifest.total
-    );
+    println!("{}: {}", got.path.display(), got.summary());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -608,20 +596,6 @@ fn main() -> ExitCode {
             eprintln!("mkimage: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod remote_tests {
-    use mkimage::backups::host_of as host_without_port;
-
-    #[test]
-    fn the_password_belongs_to_the_host_without_its_port() {
-        assert_eq!(host_without_port("router7"), "router7");
-        assert_eq!(host_without_port("router7:8077"), "router7");
-        assert_eq!(host_without_port("192.0.2.1:5022"), "192.0.2.1");
-        assert_eq!(host_without_port("[2001:db8::1]:8077"), "2001:db8::1");
-        assert_eq!(host_without_port("2001:db8::1"), "2001:db8::1");
     }
 }
 

@@ -63,6 +63,14 @@ pub struct Downloaded {
     pub manifest: Manifest,
 }
 
+impl Downloaded {
+    /// `N bytes; N entries, N bytes of files`, for a line about it.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        format!("{} bytes; {} entries, {} bytes of files", self.bytes, self.manifest.entries.len(), self.manifest.total)
+    }
+}
+
 fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     name.push(".partial");
