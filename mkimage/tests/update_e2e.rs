@@ -267,7 +267,9 @@ fn wait_healthy(router: &Router, password: &str, timeout: Duration) -> Result<St
         let seen = phases(&o);
         let has = |n: &str, p: &str| seen.iter().any(|(name, phase, _)| name == n && phase == p);
         let bound = seen.iter().any(|(n, p, s)| n == "dhcp4" && p == "Bound" && s == "BOUND");
-        let ok = bound && has("dhcp4d", "Up") && (!need_netconfigd || has("netconfigd", "Applied"));
+        // backupd too: every update through the tool starts with a backup.
+        let ok =
+            bound && has("dhcp4d", "Up") && has("backupd", "Up") && (!need_netconfigd || has("netconfigd", "Applied"));
         *last.borrow_mut() = seen;
         ok.then_some(())
     };
@@ -710,6 +712,9 @@ fn updates_commit_when_healthy_and_roll_back_on_their_own() {
             build("v4", "e2e-4", &bins);
         }
         report.check("a good update through the firmware (one-shot boot) commits", None, || {
+            // After a rollback the old slot reports it from init before its
+            // services are all up; the tool's backup needs backupd.
+            wait_healthy(&router, &password, boot_wait)?;
             let from = serial.len();
             let tool = run(update_args(&img("v4"), &["--no-kexec", "--trial-seconds", GOOD_TRIAL_SECONDS]));
             if tool.code != Some(0) || !tool.stdout.starts_with("updated to e2e-4") {
