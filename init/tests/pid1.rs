@@ -26,7 +26,7 @@ use serde_json::json;
 fn install(root: &Path, binary: &Path, dest: &str) {
     let target = root.join(dest.trim_start_matches('/'));
     fs::create_dir_all(target.parent().unwrap()).unwrap();
-    fs::copy(binary, &target).unwrap();
+    testbed::install_executable(binary, &target);
     let out = Command::new("ldd").arg(binary).output().unwrap();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let lib = line.split_whitespace().find(|w| w.starts_with('/'));
@@ -34,7 +34,8 @@ fn install(root: &Path, binary: &Path, dest: &str) {
             let dst = root.join(lib.trim_start_matches('/'));
             fs::create_dir_all(dst.parent().unwrap()).unwrap();
             if !dst.exists() {
-                fs::copy(lib, &dst).unwrap();
+                // The loader is exec'd as the interpreter: the same ETXTBSY care.
+                testbed::install_executable(Path::new(lib), &dst);
             }
         }
     }
@@ -60,8 +61,7 @@ impl Booted {
         install(&root, Path::new(env!("CARGO_BIN_EXE_routerctl")), "/bin/routerctl");
         install(&root, Path::new("/bin/sh"), "/bin/sh");
         install(&root, Path::new("/bin/sleep"), "/bin/sleep");
-        fs::write(root.join("svc/hello"), "#!/bin/sh\necho \"hello from $HOME\"\nexec sleep 1000\n").unwrap();
-        fs::set_permissions(root.join("svc/hello"), fs::Permissions::from_mode(0o755)).unwrap();
+        testbed::write_executable(&root.join("svc/hello"), "#!/bin/sh\necho \"hello from $HOME\"\nexec sleep 1000\n");
         let manifest = json!({"services": [
             {"name": "hello", "path": "/svc/hello", "uid": 1001, "gid": 1001, "groups": [1000], "capabilities": ["NET_BIND_SERVICE"]}
         ]});

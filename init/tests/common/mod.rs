@@ -103,8 +103,7 @@ impl Init {
         let mut entries = Vec::new();
         for s in &services {
             let path = svc.join(s.name);
-            fs::write(&path, format!("#!/bin/sh\n{}\n", s.script)).unwrap();
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            testbed::write_executable(&path, format!("#!/bin/sh\n{}\n", s.script));
             let mut entry = json!({"name": s.name, "path": path, "uid": 1001, "gid": 1001, "groups": [1000]});
             for (k, v) in s.extra.as_object().unwrap() {
                 entry[k] = v.clone();

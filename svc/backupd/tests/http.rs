@@ -147,7 +147,7 @@ fn restore_replaces_perm_and_signals_the_services() {
 
     // A "dnsd" to signal: a copy of sleep under that name, with its pid file.
     let fake = r.dir.path().join("dnsd");
-    std::fs::copy("/bin/sleep", &fake).unwrap();
+    testbed::install_executable(Path::new("/bin/sleep"), &fake);
     let mut dnsd = Command::new(&fake).arg("60").spawn().unwrap();
     std::fs::write(r.dir.path().join("run/dnsd.pid"), format!("{}\n", dnsd.id())).unwrap();
     wait_for_comm(dnsd.id(), "dnsd");

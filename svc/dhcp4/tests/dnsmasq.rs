@@ -149,7 +149,7 @@ impl Drop for Killed {
 /// init would have it: what dhcp4 signals after writing a lease.
 fn fake_service(dir: &Path, run: &Path, name: &str) -> Killed {
     let exe = dir.join(name);
-    std::fs::copy("/bin/sleep", &exe).unwrap();
+    testbed::install_executable(Path::new("/bin/sleep"), &exe);
     let child = std::process::Command::new(&exe).arg("120").spawn().unwrap();
     wait_until(&format!("{name} has its name"), Duration::from_secs(5), || {
         std::fs::read_to_string(format!("/proc/{}/comm", child.id())).is_ok_and(|c| c.trim() == name)

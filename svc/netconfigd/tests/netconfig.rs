@@ -383,7 +383,7 @@ fn each_apply_tells_the_other_services() {
     let run = dir.path().join("run");
     std::fs::create_dir_all(&run).unwrap();
     let exe = dir.path().join("dnsd");
-    std::fs::copy("/bin/sleep", &exe).unwrap();
+    testbed::install_executable(std::path::Path::new("/bin/sleep"), &exe);
     let mut dnsd = std::process::Command::new(&exe).arg("60").spawn().unwrap();
     for _ in 0..500 {
         if std::fs::read_to_string(format!("/proc/{}/comm", dnsd.id())).is_ok_and(|c| c.trim() == "dnsd") {

@@ -161,7 +161,7 @@ mod tests {
     /// A process whose comm is `name`: a copy of `sleep` under that name.
     fn process_named(dir: &Path, name: &str) -> Killed {
         let exe = dir.join(name);
-        fs::copy("/bin/sleep", &exe).unwrap();
+        crate::testing::install_executable(Path::new("/bin/sleep"), &exe);
         let child = Command::new(&exe).arg("30").spawn().unwrap();
         // spawn() returns once the exec is past its point of no return, which is
         // a moment before the kernel renames the task: wait for the new comm.

@@ -4,6 +4,8 @@
 //! it prints `SKIPPED <test>: <why>` and returns `None`/`false` — unless
 //! `ROUTER7_STRICT=1` is set (CI sets it), in which case it panics, so a CI run
 //! can never pass by quietly skipping what it was meant to check.
+//!
+//! Also small helpers that tests in several crates share.
 
 use std::path::PathBuf;
 
@@ -57,6 +59,34 @@ pub fn shared_capture(relative: &str, test: &str) -> Option<PathBuf> {
         eprintln!("SKIPPED {test}: shared/captures/{relative} is absent");
     }
     found
+}
+
+/// Copies `src` to `dest` as an executable (mode 0755) that can be run at once.
+///
+/// The copy is made by `install` in a child process, never through a file
+/// descriptor of this process: tests run in threads, and a thread forking while
+/// another one holds the new file open for writing gives the child that
+/// descriptor until it execs. Running the file in that window fails with
+/// ETXTBSY ("Text file busy"), so a test that copied a program and started it
+/// failed now and then.
+///
+/// # Panics
+/// When `install` cannot run or fails (test code: a failed setup step).
+pub fn install_executable(src: &std::path::Path, dest: &std::path::Path) {
+    let out = std::process::Command::new("install")
+        .arg("-m")
+        .arg("0755")
+        .arg(src)
+        .arg(dest)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run install: {e}"));
+    assert!(
+        out.status.success(),
+        "install {} {} failed: {}",
+        src.display(),
+        dest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `promtool check metrics` on `text` (the test has already made sure with

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub use runtime::clock;
+pub use runtime::testing::install_executable;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 const PREFIX: &str = "r7t-";
@@ -52,6 +53,18 @@ pub fn run(program: &str, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Writes `contents` to `dest` as an executable (mode 0755) that can be run at
+/// once: see [`install_executable`]. The bytes go to a non-executable
+/// `<dest>.src` first, which is removed.
+pub fn write_executable(dest: &Path, contents: impl AsRef<[u8]>) {
+    let mut src = dest.as_os_str().to_owned();
+    src.push(".src");
+    let src = PathBuf::from(src);
+    fs::write(&src, contents).unwrap();
+    install_executable(&src, dest);
+    fs::remove_file(&src).unwrap();
 }
 
 /// A temporary folder removed on drop.

@@ -163,10 +163,8 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 /// A client hook script that records `<reason> <address>` and configures the
 /// interface itself (dhclient and udhcpc leave that to their script).
 pub fn hook_script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    testbed::write_executable(&path, format!("#!/bin/sh\n{body}\n"));
     path
 }
 
