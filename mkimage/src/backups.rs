@@ -13,7 +13,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use runtime::timefmt::Timestamp;
 
@@ -136,21 +136,65 @@ pub struct Taken {
     pub not_removed: Vec<(PathBuf, String)>,
 }
 
+/// Where a backup goes, how many are kept, and how long backupd may take to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The folder (created, mode 0700, when missing: backups hold the router's password).
+    pub dir: PathBuf,
+    /// How many of ours to keep there (0: all).
+    pub keep: usize,
+    /// How long to keep trying while the router refuses connections on 8077.
+    pub wait: Duration,
+}
+
+/// How long `update` and `rollback` wait for backupd by default. A refused
+/// connection means the router is up and backupd is not listening yet: right
+/// after a reboot, init starts it within seconds. A router that is off or
+/// unreachable does not refuse; that fails at once (or at the connect timeout).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a refused connection is retried within [`Plan::wait`].
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
 /// Downloads a backup of `/perm` from backupd on `host` (its port 8077;
-/// any port in `host` is dropped: it is init's) into `dir` (created, mode
-/// 0700, when missing: backups hold the router's password) at a name for
-/// `at`, then removes all but the `keep` newest backups there (0: none).
+/// any port in `host` is dropped: it is init's) into `plan.dir` at a name for
+/// `at`, then removes all but the `plan.keep` newest backups there.
+///
+/// While the router refuses the connection (backupd still starting), it tries
+/// again every second for up to `plan.wait`, calling `waiting` once with a
+/// line to show.
 ///
 /// # Errors
 /// When the folder cannot be made or the download fails (unreachable, wrong
-/// password, an incomplete or corrupt archive); nothing is left in `dir` then.
-pub fn take(host: &str, password: &str, dir: &Path, keep: usize, at: SystemTime) -> Result<Taken> {
+/// password, an incomplete or corrupt archive); nothing is left in the folder then.
+pub fn take(host: &str, password: &str, plan: &Plan, at: SystemTime, mut waiting: impl FnMut(&str)) -> Result<Taken> {
     use std::os::unix::fs::DirBuilderExt;
+    let dir = plan.dir.as_path();
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
     let addr = backupd_addr(host);
     let dest = next_path(dir, host_of(host), at);
-    let download = backupd::client::download(&addr, password, &dest)
-        .map_err(|e| Error::Invalid(format!("the backup of /perm from backupd on {addr} failed: {e}")))?;
+    let deadline = runtime::clock::now() + plan.wait;
+    let mut said = false;
+    let download = loop {
+        match backupd::client::download(&addr, password, &dest) {
+            Err(backupd::client::ClientError::Io(e))
+                if e.kind() == std::io::ErrorKind::ConnectionRefused && runtime::clock::now() < deadline =>
+            {
+                if !std::mem::replace(&mut said, true) {
+                    waiting(&format!(
+                        "backupd on {addr} refused the connection (is the router still starting?); \
+                         trying again for up to {} s",
+                        plan.wait.as_secs()
+                    ));
+                }
+                std::thread::sleep(RETRY_EVERY);
+            }
+            other => {
+                break other
+                    .map_err(|e| Error::Invalid(format!("the backup of /perm from backupd on {addr} failed: {e}")))?;
+            }
+        }
+    };
     let mut taken = Taken { download, removed: Vec::new(), not_removed: Vec::new() };
     let newest = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let names: Vec<String> = match std::fs::read_dir(dir) {
@@ -164,7 +208,7 @@ pub fn take(host: &str, password: &str, dir: &Path, keep: usize, at: SystemTime)
             Vec::new()
         }
     };
-    for name in to_remove(&names, keep, &newest) {
+    for name in to_remove(&names, plan.keep, &newest) {
         let path = dir.join(name);
         match std::fs::remove_file(&path) {
             Ok(()) => taken.removed.push(path),

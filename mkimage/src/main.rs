@@ -73,6 +73,8 @@ UPDATE, ROLLBACK:
                          (default ~/.config/router7-rs/<hostname>/backups/; created)
   --keep-backups N       then keep only the N newest backup-*.tar.gz there
                          (default 5; 0 keeps all; other files are left alone)
+  --backup-wait SECONDS  how long to retry while the router refuses the
+                         backup's connection, as right after a reboot (default 30)
   --no-backup            update or roll back without a backup first
 
 CAPTURE, BACKUP, RESTORE:
@@ -369,8 +371,8 @@ struct UpdateSetup {
     hostname: String,
     host: String,
     password: String,
-    /// The folder and how many backups to keep there; `None`: `--no-backup`.
-    backup: Option<(PathBuf, usize)>,
+    /// The backup to take first; `None`: `--no-backup`.
+    backup: Option<mkimage::backups::Plan>,
 }
 
 fn update_options(args: &mut Args) -> Result<UpdateSetup> {
@@ -399,9 +401,10 @@ fn update_options(args: &mut Args) -> Result<UpdateSetup> {
     let no_backup = args.take_flag("--no-backup");
     let backup_dir = args.take("--backup-dir")?;
     let keep = args.take("--keep-backups")?;
+    let backup_wait = args.take("--backup-wait")?;
     let backup = if no_backup {
-        if backup_dir.is_some() || keep.is_some() {
-            bail!("--no-backup takes no backup: drop --backup-dir and --keep-backups, or --no-backup");
+        if backup_dir.is_some() || keep.is_some() || backup_wait.is_some() {
+            bail!("--no-backup takes no backup: drop --backup-dir, --keep-backups and --backup-wait, or --no-backup");
         }
         None
     } else {
@@ -414,7 +417,13 @@ fn update_options(args: &mut Args) -> Result<UpdateSetup> {
             Some(n) => n.parse().with_context(|| format!("--keep-backups {n:?}: a number (0 keeps all)"))?,
             None => mkimage::backups::DEFAULT_KEEP,
         };
-        Some((dir, keep))
+        let wait = match backup_wait {
+            Some(s) => {
+                std::time::Duration::from_secs(s.parse().with_context(|| format!("--backup-wait {s:?}: seconds"))?)
+            }
+            None => mkimage::backups::DEFAULT_WAIT,
+        };
+        Some(mkimage::backups::Plan { dir, keep, wait })
     };
     let client = mkimage::update::Client::new(&host, &password);
     let opts = mkimage::update::Options {
@@ -429,12 +438,13 @@ fn update_options(args: &mut Args) -> Result<UpdateSetup> {
 /// The backup of /perm before `command` changes anything: taken, or the
 /// command stops here with nothing sent to the router's update endpoint.
 fn backup_first(setup: &UpdateSetup, command: &str) -> Result<()> {
-    let Some((dir, keep)) = &setup.backup else {
+    let Some(plan) = &setup.backup else {
         eprintln!("mkimage: --no-backup: no backup of /perm is taken before this {command}");
         return Ok(());
     };
-    let taken =
-        mkimage::backups::take(&setup.host, &setup.password, dir, *keep, runtime::clock::wall_now()).map_err(|e| {
+    let waiting = |line: &str| eprintln!("mkimage: {line}");
+    let taken = mkimage::backups::take(&setup.host, &setup.password, plan, runtime::clock::wall_now(), waiting)
+        .map_err(|e| {
             anyhow!(
                 "{e}; the {command} was not started and nothing was sent to the router. \
                  Fix that, or pass --no-backup to {command} without a backup"
@@ -443,7 +453,7 @@ fn backup_first(setup: &UpdateSetup, command: &str) -> Result<()> {
     let got = &taken.download;
     eprintln!("mkimage: backed up /perm to {} ({})", got.path.display(), got.summary());
     for p in &taken.removed {
-        eprintln!("mkimage: removed the old backup {} (keeping the {keep} newest)", p.display());
+        eprintln!("mkimage: removed the old backup {} (keeping the {} newest)", p.display(), plan.keep);
     }
     for (p, why) in &taken.not_removed {
         eprintln!("mkimage: warning: cannot remove the old backup {}: {why}", p.display());

@@ -3,19 +3,20 @@
 //! kernel, and the version, out of a real `mkimage build` (from fake inputs);
 //! `mkimage update`/`rollback` fail cleanly when no router answers or no
 //! password is kept. The backup they take first runs against the real backupd
-//! binary (the static build, as the QEMU tests use) in a namespace: with it
-//! the backup lands and old ones rotate out; without it, with a wrong password
-//! or a broken archive nothing reaches init's update endpoint. The router side
-//! runs under QEMU (`update_e2e.rs`).
+//! binary (the static build, as the QEMU tests use) in a namespace: started
+//! late, it is waited for, then the backup lands and old ones rotate out;
+//! without it, with a wrong password or a broken archive nothing reaches init's
+//! update endpoint. The router side runs under QEMU (`update_e2e.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 mod lab;
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use runtime::testing;
@@ -129,6 +130,8 @@ fn update_and_rollback_fail_cleanly_without_a_router_or_a_password() {
         (&["--no-backup", "--keep-backups", "2"][..], "--no-backup takes no backup"),
         (&["--keep-backups", "-1"][..], "--keep-backups \"-1\""),
         (&["--keep-backups", "many"][..], "--keep-backups \"many\""),
+        (&["--no-backup", "--backup-wait", "5"][..], "--no-backup takes no backup"),
+        (&["--backup-wait", "soon"][..], "--backup-wait \"soon\""),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_mkimage"))
             .args(["rollback", "--host", &host, "--password-file", pw.to_str().unwrap()])
@@ -221,9 +224,9 @@ fn update_and_rollback_send_nothing_when_the_backup_fails() {
     let host = format!("127.0.0.1:{}", init.local_addr().unwrap().port());
     let backups = dir.path().join("backups");
     let pw = dir.path().join("password");
-    let common_args = strings(&["--host", &host, "--password-file", pw.to_str().unwrap(), "--backup-dir"])
+    let common_args = strings(&["--host", &host, "--password-file", pw.to_str().unwrap(), "--backup-wait", "1"])
         .into_iter()
-        .chain([backups.display().to_string()])
+        .chain(["--backup-dir".to_owned(), backups.display().to_string()])
         .collect::<Vec<_>>();
     let commands: Vec<Vec<String>> = vec![
         [strings(&["update", "--image", image.to_str().unwrap()]), common_args.clone()].concat(),
@@ -239,6 +242,10 @@ fn update_and_rollback_send_nothing_when_the_backup_fails() {
             assert!(err.contains(&format!("the {} was not started and nothing was sent to the router", args[0])));
             assert!(err.contains(&format!("pass --no-backup to {} without a backup", args[0])), "{err}");
             assert!(!err.contains("backed up /perm"), "{what}: {err}");
+            // Only a refused connection is retried, and said once.
+            let waited =
+                err.matches("refused the connection (is the router still starting?); trying again for up to 1 s");
+            assert_eq!(waited.count(), usize::from(cause == "Connection refused"), "{what}: {err}");
             assert!(o.stdout.is_empty(), "{what}: {}", String::from_utf8_lossy(&o.stdout));
             // Nothing that looks like a backup, not even a partial one.
             assert!(names(&backups).is_empty(), "{what}: {:?}", names(&backups));
@@ -249,7 +256,7 @@ fn update_and_rollback_send_nothing_when_the_backup_fails() {
         }
     };
 
-    // Nothing listens on 8077.
+    // Nothing listens on 8077, for longer than --backup-wait.
     refused("no backupd", "Connection refused");
 
     // backupd with another password.
@@ -290,8 +297,8 @@ fn update_and_rollback_send_nothing_when_the_backup_fails() {
 }
 
 #[test]
-fn update_takes_a_backup_first_and_keeps_the_newest() {
-    let test = "update_takes_a_backup_first_and_keeps_the_newest";
+fn update_waits_for_backupd_backs_up_first_and_keeps_the_newest() {
+    let test = "update_waits_for_backupd_backs_up_first_and_keeps_the_newest";
     if !testbed::require(test, &["syslinux", "mkfs.ext4", "debugfs", "tar"]) {
         return;
     }
@@ -303,7 +310,6 @@ fn update_takes_a_backup_first_and_keeps_the_newest() {
     write(&perm, "router/password", format!("{PASSWORD}\n").as_bytes());
     write(&perm, "dhcp4d/leases.json", leases);
     write(&perm, "interfaces.json", b"{\"interfaces\":[]}\n");
-    let _backupd = backupd(&ns, dir.path(), &perm);
 
     // Six older backups of ours and files that are not ours.
     let backups = dir.path().join("backups");
@@ -325,12 +331,40 @@ fn update_takes_a_backup_first_and_keeps_the_newest() {
     let args = [
         strings(&["update", "--image", image.to_str().unwrap(), "--host", host, "--password-file"]),
         vec![pw.display().to_string(), "--backup-dir".into(), backups.display().to_string()],
-        strings(&["--keep-backups", "3"]),
+        strings(&["--keep-backups", "3", "--backup-wait", "60"]),
     ]
     .concat();
-    let o = mkimage_in(&ns, &args, &[]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    // backupd starts only once mkimage has been refused, as after a reboot:
+    // mkimage says so and waits for it.
+    let mut child = ns.enter(|| {
+        Command::new(env!("CARGO_BIN_EXE_mkimage"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
+    let stderr = child.stderr.take().unwrap();
+    let (refused, was_refused) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("backupd on 127.0.0.1:8077 refused the connection") {
+                let _ = refused.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let said = was_refused.recv_timeout(Duration::from_secs(60));
+    let _backupd = backupd(&ns, dir.path(), &perm);
+    let status = child.wait().unwrap();
+    let err = reader.join().unwrap();
+    assert!(said.is_ok(), "mkimage did not say it waits for backupd: {err}");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("refused the connection").count(), 1, "said once: {err}");
     let backed = err.find("mkimage: backed up /perm to ").unwrap_or_else(|| panic!("{err}"));
     let connect = err.find(&format!("cannot connect to {host}")).unwrap_or_else(|| panic!("{err}"));
     assert!(backed < connect, "the backup comes first: {err}");
