@@ -3,6 +3,7 @@
 //! `probes.rs` (echo sockets, TCP connects), `web.rs` (HTTP on private:7733).
 #![forbid(unsafe_code)]
 
+mod changes;
 mod probes;
 mod shell;
 mod web;

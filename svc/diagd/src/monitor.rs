@@ -13,6 +13,13 @@
 //! `healthy_after` passing rounds in a row. Rounds come every `interval`, or
 //! every `retry` while pending or while the latest round disagrees with the
 //! verdict, so a change is confirmed (or dismissed) quickly.
+//!
+//! A change the kernel reports (an address, a route or a link of ours came or
+//! went) brings the next round forward to [`SETTLE`] later, so a burst of
+//! changes is seen by one round, and no earlier than `retry` after the last
+//! round started, so a flapping link cannot make rounds back to back. An IPv6
+//! router advertisement that arrives after a failed round is then seen within
+//! a second or two instead of at the next `interval`.
 
 use std::time::{Duration, Instant};
 
@@ -177,12 +184,21 @@ pub struct Monitor {
     last: Option<Completed>,
     next_round: Instant,
     again: bool,
+    /// When the latest round started.
+    last_start: Option<Instant>,
+    /// The kernel reported a change while a round was running.
+    changed: bool,
     verdict: Verdict,
     passes: u32,
     fails: u32,
     last_error: String,
     rounds: u64,
 }
+
+/// How long after a change the kernel reported its round starts: the
+/// changes of one event (an address, its route, the end of its duplicate
+/// address detection) come within this time of each other.
+pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// The first error of a verdict that has not been decided yet.
 pub const PENDING_ERROR: &str = "diagd: no round of checks has completed yet";
@@ -200,6 +216,8 @@ impl Monitor {
             last: None,
             next_round: now,
             again: false,
+            last_start: None,
+            changed: false,
             verdict: Verdict::Pending,
             passes: 0,
             fails: 0,
@@ -289,6 +307,22 @@ impl Monitor {
         }
     }
 
+    /// The kernel reported a change of addresses, routes or links: the next
+    /// round comes [`SETTLE`] from now, but no earlier than `retry` after the
+    /// latest round started (and after the running one, if any).
+    pub fn kernel_changed(&mut self, now: Instant) {
+        if self.round.is_some() {
+            self.changed = true;
+        } else {
+            self.next_round = self.next_round.min(self.change_round_at(now));
+        }
+    }
+
+    fn change_round_at(&self, now: Instant) -> Instant {
+        let soon = now + SETTLE;
+        self.last_start.map_or(soon, |s| soon.max(s + self.config.retry))
+    }
+
     /// Replaces the configuration: a running round is dropped (its checks are
     /// cancelled) and a new one is due at once.
     pub fn set_config(&mut self, config: Config, uplink: &str, lan: &str, now: Instant) -> Output {
@@ -300,6 +334,7 @@ impl Monitor {
         self.config = config;
         self.next_round = now;
         self.again = false;
+        self.changed = false;
         out
     }
 
@@ -344,6 +379,7 @@ impl Monitor {
 
     fn start_round(&mut self, now: Instant, wall: Timestamp, out: &mut Output) {
         self.round = Some(Round { results: Default::default(), running: Vec::new(), started: wall });
+        self.last_start = Some(now);
         self.start(now, CheckId::Link, out);
     }
 
@@ -442,6 +478,9 @@ impl Monitor {
         let steady = passed == (self.verdict == Verdict::Healthy);
         let wait = if steady { self.config.interval } else { self.config.retry };
         self.next_round = if std::mem::take(&mut self.again) { now } else { now + wait };
+        if std::mem::take(&mut self.changed) {
+            self.next_round = self.next_round.min(self.change_round_at(now));
+        }
         self.rounds += 1;
         self.last = Some(Completed { results, started: round.started, finished: wall, ipv6_counted, first_error });
         out.notices.push(Notice::RoundComplete);

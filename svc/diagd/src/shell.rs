@@ -29,11 +29,13 @@ use runtime::timefmt::Timestamp;
 use runtime::{Context, Handler, Ready, clock, log_info, log_warn, netif, statefile};
 use serde_json::json;
 
+use crate::changes::KernelChanges;
 use crate::probes::{self, EchoSocket, Version};
 use crate::web::{Published, Web};
 
 const ICMP4: Token = Token(0);
 const ICMP6: Token = Token(1);
+const CHANGES: Token = Token(2);
 const TCP_BASE: usize = 16;
 /// Time between echo requests of one ping check.
 pub const PING_RESEND: Duration = Duration::from_millis(500);
@@ -76,6 +78,8 @@ pub struct Counters {
     pub echo_send_errors: Counter,
     /// Configuration files refused.
     pub config_errors: Counter,
+    /// rtnetlink messages about links, addresses and routes.
+    pub kernel_changes: Counter,
 }
 
 impl Counters {
@@ -98,6 +102,12 @@ impl Counters {
             self.echo_send_errors.get(),
         );
         enc.counter("diagd_config_errors_total", "Configuration files refused.", &[], self.config_errors.get());
+        enc.counter(
+            "diagd_kernel_changes_total",
+            "Changes of links, addresses and routes the kernel announced (each brings a round forward).",
+            &[],
+            self.kernel_changes.get(),
+        );
     }
 }
 
@@ -118,6 +128,8 @@ pub struct Shell {
     web: Web,
     icmp4: Option<EchoSocket>,
     icmp6: Option<EchoSocket>,
+    /// `None` when it could not be opened: rounds then come on the schedule only.
+    changes: Option<KernelChanges>,
     pings: Vec<Ping>,
     connects: Vec<Connect>,
     nonce: u64,
@@ -158,6 +170,7 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
         web: Web::new(listen),
         icmp4: None,
         icmp6: None,
+        changes: None,
         pings: Vec::new(),
         connects: Vec::new(),
         nonce: random_u64(),
@@ -167,6 +180,12 @@ pub fn run(mut base: Base) -> Result<i32, Box<dyn std::error::Error>> {
     };
     if let Some(config) = shell.load_config() {
         shell.monitor = Monitor::new(config, &shell.uplink, &shell.lan, now);
+    }
+    match KernelChanges::open().and_then(|c| c.register(base.event_loop.registry(), CHANGES).map(|()| c)) {
+        Ok(c) => shell.changes = Some(c),
+        Err(e) => {
+            log_warn!("cannot follow the kernel's link, address and route changes ({e}): checking on the schedule only")
+        }
     }
     // Published before anything listens, so the first request already sees Pending.
     shell.publish();
@@ -530,6 +549,23 @@ impl Shell {
         }
     }
 
+    fn on_changes(&mut self, cx: &mut Context<'_>) {
+        let Some(changes) = &self.changes else { return };
+        match changes.drain() {
+            Ok(0) => {}
+            Ok(n) => {
+                self.counters.kernel_changes.add(n as u64);
+                self.monitor.kernel_changed(cx.now());
+            }
+            Err(e) => {
+                log_warn!("reading the kernel's changes failed ({e}): checking on the schedule only from now");
+                if let Some(c) = self.changes.take() {
+                    let _ = c.deregister(cx.registry());
+                }
+            }
+        }
+    }
+
     fn on_connect(&mut self, cx: &mut Context<'_>, token: Token) {
         let Some(i) = self.connects.iter().position(|c| TCP_BASE + c.check.index() == token.0) else {
             return;
@@ -632,6 +668,7 @@ impl Handler for Shell {
         match token {
             ICMP4 => self.on_icmp(cx, Version::V4),
             ICMP6 => self.on_icmp(cx, Version::V6),
+            CHANGES => self.on_changes(cx),
             t if t.0 >= TCP_BASE && t.0 < TCP_BASE + CheckId::ALL.len() => self.on_connect(cx, t),
             _ => {}
         }

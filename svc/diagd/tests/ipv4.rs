@@ -99,3 +99,34 @@ fn ipv4_checks_follow_the_network() {
     assert!(flips.windows(2).all(|w| w[0].0 != w[1].0), "alternating: {flips:?}");
     assert!(!lab.events("diagd.check.changed").is_empty());
 }
+
+/// What nobody signals diagd about: a route (or an address, or a carrier) the
+/// kernel changes by itself, as a router advertisement does. With a 300 s
+/// interval, only the kernel's announcement can bring the round that sees it
+/// within the 40 s `expect` waits.
+#[test]
+fn a_change_the_kernel_announces_is_checked_soon_not_at_the_next_interval() {
+    if !testbed::require("a_change_the_kernel_announces_is_checked_soon_not_at_the_next_interval", &[]) {
+        return;
+    }
+    let mut lab = Lab::new("d4k");
+    lab.config(json!({"ipv6": "ignored", "interval_seconds": 300, "retry_seconds": 1}));
+    lab.rtr.ip(&["route", "del", "default"]);
+    lab.start_diagd(&[]);
+    lab.expect("Unhealthy", "ping4: $default-gateway: no route to 198.51.100.1");
+    let rounds = |lab: &Lab| lab.status()["round"]["count"].as_u64().unwrap();
+    let before = rounds(&lab);
+
+    lab.rtr.ip(&["route", "add", "default", "via", "192.0.2.1"]);
+    lab.expect("Healthy", "");
+    // One round for the change (retry 1 s after it makes two with thresholds of 1 at most).
+    assert!(rounds(&lab) - before <= 2, "{} rounds for one change", rounds(&lab) - before);
+    let (code, metrics) = lab.http("127.0.0.1:7733", "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let changes = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("diagd_kernel_changes_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no diagd_kernel_changes_total: {metrics}"));
+    assert!(changes >= 1, "{metrics}");
+}

@@ -280,6 +280,63 @@ fn renew_during_a_round_runs_another_right_after() {
 }
 
 #[test]
+fn a_kernel_change_brings_the_next_round_forward_at_most_once_per_retry() {
+    let now = t0();
+    let mut m = monitor(ConfigFile::default(), now);
+    let ms = Duration::from_millis;
+    // Steadily unhealthy: the next round would be a full interval away.
+    let (_, _) = round(&mut m, now, failing(&[CheckId::Tcp4]));
+    assert_eq!(m.verdict(), Verdict::Unhealthy);
+    assert_eq!(m.poll_at(), Some(now + Duration::from_secs(10)));
+    // A change within `retry` of that round's start waits for the retry.
+    m.kernel_changed(now + ms(100));
+    assert_eq!(m.poll_at(), Some(now + Duration::from_secs(2)), "no rounds back to back");
+    // Later changes never postpone it.
+    m.kernel_changed(now + ms(1900));
+    assert_eq!(m.poll_at(), Some(now + Duration::from_secs(2)));
+    let t = now + Duration::from_secs(2);
+    let (_, notices) = round(&mut m, t, all_pass);
+    assert!(health_changes(&notices).is_empty(), "healthy_after 2: one pass is not enough");
+    assert_eq!(m.poll_at(), Some(t + Duration::from_secs(2)), "a disagreeing round: retry");
+    let t = t + Duration::from_secs(2);
+    let (_, notices) = round(&mut m, t, all_pass);
+    assert_eq!(health_changes(&notices).len(), 1);
+    assert_eq!(m.poll_at(), Some(t + Duration::from_secs(10)), "steadily healthy: the interval");
+    // Long after the latest round: SETTLE from the change, so a burst is one round.
+    let change = t + Duration::from_secs(5);
+    m.kernel_changed(change);
+    m.kernel_changed(change + ms(100));
+    assert_eq!(m.poll_at(), Some(change + SETTLE));
+    let (started, _) = round(&mut m, change + SETTLE, all_pass);
+    assert!(!started.is_empty());
+    assert_eq!(m.poll_at(), Some(change + SETTLE + Duration::from_secs(10)), "nothing more came");
+}
+
+#[test]
+fn a_kernel_change_during_a_round_is_seen_by_the_next_one() {
+    let now = t0();
+    let mut m = monitor(ConfigFile::default(), now);
+    let _ = m.poll(now, wall(0));
+    let ms = Duration::from_millis;
+    m.kernel_changed(now + ms(300));
+    // The round ends (unhealthy, steady: normally the full interval).
+    let _ = m.on_outcome(now + ms(500), wall(0), CheckId::Link, Outcome::fail("down"));
+    assert_eq!(m.verdict(), Verdict::Unhealthy);
+    assert_eq!(m.poll_at(), Some(now + Duration::from_secs(2)), "retry after the round's start");
+    // A round that ran long: SETTLE after its end.
+    let t = now + Duration::from_secs(2);
+    let _ = m.poll(t, wall(2));
+    m.kernel_changed(t + ms(10));
+    let end = t + Duration::from_secs(3);
+    let _ = m.on_outcome(end, wall(5), CheckId::Link, Outcome::fail("down"));
+    assert_eq!(m.poll_at(), Some(end + SETTLE));
+    // Without a change, the interval as before.
+    let _ = m.poll(end + SETTLE, wall(5));
+    let _ = m.on_outcome(end + SETTLE, wall(5), CheckId::Link, Outcome::fail("down"));
+    assert_eq!(m.poll_at(), Some(end + SETTLE + Duration::from_secs(10)));
+}
+
+#[test]
 fn a_new_config_cancels_the_running_round_and_renames_checks() {
     let now = t0();
     let mut m = monitor(ConfigFile::default(), now);
