@@ -78,7 +78,12 @@ fuzz_target!(|data: &[u8]| {
                 let out = m.on_outcome(now, wall, check, outcome);
                 apply(now, out.actions, &mut running, &mut started_this_round, &passed);
             }
-            4 => m.run_soon(now),
+            4 if next().unwrap_or(0) % 2 == 0 => m.run_soon(now),
+            4 => {
+                let before = m.poll_at();
+                m.kernel_changed(now);
+                assert!(m.poll_at() <= before, "a kernel change never postpones the next round");
+            }
             _ => {
                 m.set_ipv6_present(next().unwrap_or(0) % 2 == 0);
                 if next().unwrap_or(0) % 8 == 0 {
