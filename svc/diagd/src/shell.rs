@@ -104,7 +104,7 @@ impl Counters {
         enc.counter("diagd_config_errors_total", "Configuration files refused.", &[], self.config_errors.get());
         enc.counter(
             "diagd_kernel_changes_total",
-            "Changes of links, addresses and routes the kernel announced (each brings a round forward).",
+            "Messages about links, addresses and routes the kernel announced (a burst brings one round forward).",
             &[],
             self.kernel_changes.get(),
         );
