@@ -303,13 +303,18 @@ impl Control {
         route(&self.shared, request)
     }
 
+    /// The status for one publish: everything set through it is seen by
+    /// `/v1/status` readers at once or not at all, so no reader finds a new
+    /// phase beside the old fields. Holds the status lock until dropped: do
+    /// not call other [`Control`] methods while it lives.
+    #[must_use]
+    pub fn update(&self) -> StatusUpdate<'_> {
+        StatusUpdate { st: self.shared.state() }
+    }
+
     /// Sets the phase (and `since`, when it changes).
     pub fn set_phase(&self, phase: Phase) {
-        let mut st = self.shared.state();
-        if st.phase != phase {
-            st.phase = phase;
-            st.since = Timestamp::from_system(crate::clock::wall_now());
-        }
+        self.update().set_phase(phase);
     }
 
     /// The current phase.
@@ -320,35 +325,12 @@ impl Control {
 
     /// Sets a condition; `lastTransitionTime` moves only when `status` changes.
     pub fn set_condition(&self, kind: &str, status: Option<bool>, reason: &str, message: &str) {
-        let status = match status {
-            Some(true) => "True",
-            Some(false) => "False",
-            None => "Unknown",
-        };
-        let now = Timestamp::from_system(crate::clock::wall_now());
-        let mut st = self.shared.state();
-        match st.conditions.iter_mut().find(|c| c.kind == kind) {
-            Some(c) => {
-                if c.status != status {
-                    c.status = status.to_owned();
-                    c.last_transition_time = now;
-                }
-                reason.clone_into(&mut c.reason);
-                message.clone_into(&mut c.message);
-            }
-            None => st.conditions.push(Condition {
-                kind: kind.to_owned(),
-                status: status.to_owned(),
-                reason: reason.to_owned(),
-                message: message.to_owned(),
-                last_transition_time: now,
-            }),
-        }
+        self.update().set_condition(kind, status, reason, message);
     }
 
     /// Sets a service-specific status field (`lease`, `counters`, …).
     pub fn set_field(&self, key: &str, value: Value) {
-        self.shared.state().fields.insert(key.to_owned(), value);
+        self.update().set_field(key, value);
     }
 
     /// Records an event and wakes long-polling readers.
@@ -382,6 +364,61 @@ impl Control {
             }
         }
         std::mem::take(&mut *self.shared.commands.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// One publish of a service's status, under the status lock (see
+/// [`Control::update`]).
+#[derive(Debug)]
+pub struct StatusUpdate<'a> {
+    st: MutexGuard<'a, State>,
+}
+
+impl StatusUpdate<'_> {
+    /// Sets the phase (and `since`, when it changes).
+    pub fn set_phase(&mut self, phase: Phase) {
+        if self.st.phase != phase {
+            self.st.phase = phase;
+            self.st.since = Timestamp::from_system(crate::clock::wall_now());
+        }
+    }
+
+    /// The phase as set so far.
+    #[must_use]
+    pub fn phase(&self) -> Phase {
+        self.st.phase
+    }
+
+    /// Sets a condition; `lastTransitionTime` moves only when `status` changes.
+    pub fn set_condition(&mut self, kind: &str, status: Option<bool>, reason: &str, message: &str) {
+        let status = match status {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        };
+        let now = Timestamp::from_system(crate::clock::wall_now());
+        match self.st.conditions.iter_mut().find(|c| c.kind == kind) {
+            Some(c) => {
+                if c.status != status {
+                    c.status = status.to_owned();
+                    c.last_transition_time = now;
+                }
+                reason.clone_into(&mut c.reason);
+                message.clone_into(&mut c.message);
+            }
+            None => self.st.conditions.push(Condition {
+                kind: kind.to_owned(),
+                status: status.to_owned(),
+                reason: reason.to_owned(),
+                message: message.to_owned(),
+                last_transition_time: now,
+            }),
+        }
+    }
+
+    /// Sets a service-specific status field (`lease`, `counters`, …).
+    pub fn set_field(&mut self, key: &str, value: Value) {
+        self.st.fields.insert(key.to_owned(), value);
     }
 }
 
@@ -599,6 +636,37 @@ mod tests {
         c.set_condition("LeaseValid", Some(false), "Expired", "gone");
         assert_ne!(c.status()["conditions"][0]["lastTransitionTime"], first);
         assert_eq!(c.status()["conditions"][0]["status"], "False");
+    }
+
+    #[test]
+    fn a_reader_sees_a_whole_update_or_none_of_it() {
+        let ev = EventLoop::new().unwrap();
+        let c = Control::new("svc", None, ev.waker());
+        let writer = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let healthy = i % 2 == 0;
+                    let mut u = c.update();
+                    u.set_phase(if healthy { Phase::Healthy } else { Phase::Unhealthy });
+                    u.set_condition("Checks", Some(healthy), "Round", "");
+                    u.set_field("first_error", json!(if healthy { "" } else { "tcp4: refused" }));
+                }
+            })
+        };
+        let mut seen = 0u32;
+        while !writer.is_finished() {
+            let s = c.status();
+            if s["first_error"].is_null() {
+                continue;
+            }
+            let healthy = s["phase"] == "Healthy";
+            assert_eq!(s["first_error"] == "", healthy, "torn status: {s}");
+            assert_eq!(s["conditions"][0]["status"] == "True", healthy, "torn status: {s}");
+            seen += 1;
+        }
+        writer.join().unwrap();
+        assert!(seen > 0, "the reader never ran while the writer did");
     }
 
     struct Svc {
