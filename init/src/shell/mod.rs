@@ -234,10 +234,11 @@ impl Init {
             .collect();
         let looping: Vec<&str> =
             services.iter().filter(|s| s.record.crash_loop()).map(|s| s.spec.name.as_str()).collect();
+        let mut c = self.control.update();
         if looping.is_empty() {
-            self.control.set_condition("ServicesHealthy", Some(true), "NoCrashLoop", "no service is in a crash loop");
+            c.set_condition("ServicesHealthy", Some(true), "NoCrashLoop", "no service is in a crash loop");
         } else {
-            self.control.set_condition(
+            c.set_condition(
                 "ServicesHealthy",
                 Some(false),
                 "CrashLoop",
@@ -251,7 +252,8 @@ impl Init {
         } else {
             Phase::Up
         };
-        self.control.set_phase(phase);
+        c.set_phase(phase);
+        drop(c);
         let listeners =
             self.pool.as_ref().map(|p| p.local_addrs().iter().map(ToString::to_string).collect()).unwrap_or_default();
         self.shared.publish(View {

@@ -76,10 +76,11 @@ impl Shell {
             Err(e) => log_warn!("cannot list addresses: {e}"),
         }
         let listening: Vec<String> = self.pool.local_addrs().iter().map(ToString::to_string).collect();
-        self.control.set_phase(if listening.is_empty() { Phase::Pending } else { Phase::Up });
-        self.control.set_field("listening", json!(listening));
+        let mut c = self.control.update();
+        c.set_phase(if listening.is_empty() { Phase::Pending } else { Phase::Up });
+        c.set_field("listening", json!(listening));
         let l = self.shared.limits;
-        self.control.set_field(
+        c.set_field(
             "limits",
             json!({"max_upload": l.max_upload, "max_total": l.max_total, "max_file": l.max_file, "max_entries": l.max_entries}),
         );

@@ -165,12 +165,9 @@ impl Shell {
             Err(e) => log_warn!("cannot list addresses: {e}"),
         }
         let listening = self.pool.local_addrs();
-        if listening.is_empty() {
-            self.control.set_phase(Phase::Pending);
-        } else {
-            self.control.set_phase(Phase::Up);
-        }
-        self.control.set_field("listening", json!(listening.iter().map(ToString::to_string).collect::<Vec<_>>()));
+        let mut c = self.control.update();
+        c.set_phase(if listening.is_empty() { Phase::Pending } else { Phase::Up });
+        c.set_field("listening", json!(listening.iter().map(ToString::to_string).collect::<Vec<_>>()));
     }
 
     fn open_links(&mut self, registry: &Registry) {
@@ -326,7 +323,8 @@ impl Shell {
     fn publish(&self) {
         let stats = self.shared.hub().stats();
         let limits = self.settings.limits;
-        self.control.set_field(
+        let mut c = self.control.update();
+        c.set_field(
             "ring",
             json!({
                 "packets": stats.ring_packets,
@@ -336,14 +334,14 @@ impl Shell {
                 "evicted": stats.evicted,
             }),
         );
-        self.control.set_field(
+        c.set_field(
             "captured",
             json!({
                 self.names[0].clone(): stats.captured[0],
                 self.names[1].clone(): stats.captured[1],
             }),
         );
-        self.control.set_field("clients", json!({"streaming": stats.clients, "dropped": stats.client_drops}));
+        c.set_field("clients", json!({"streaming": stats.clients, "dropped": stats.client_drops}));
     }
 }
 

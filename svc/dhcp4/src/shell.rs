@@ -441,7 +441,7 @@ impl Shell {
     }
 
     fn publish(&self) {
-        let c = &self.control;
+        let mut c = self.control.update();
         let Some(client) = &self.client else {
             c.set_phase(Phase::Pending);
             let missing = self.link.is_none();

@@ -172,8 +172,9 @@ impl Shell {
     }
 
     fn pending(&self, reason: &str, message: &str) {
-        self.control.set_phase(Phase::Pending);
-        self.control.set_condition("Serving", Some(false), reason, message);
+        let mut c = self.control.update();
+        c.set_phase(Phase::Pending);
+        c.set_condition("Serving", Some(false), reason, message);
     }
 
     /// Reads interfaces.json; the last good copy when it is corrupt or gone.
@@ -391,16 +392,17 @@ impl Shell {
     fn publish_status(&self) {
         let Some(server) = &self.server else { return };
         let cfg = server.config();
+        let mut c = self.control.update();
         if self.sockets.is_some() {
-            self.control.set_phase(Phase::Up);
-            self.control.set_condition("Serving", Some(true), "Listening", &format!("DHCP on {}", self.lan));
+            c.set_phase(Phase::Up);
+            c.set_condition("Serving", Some(true), "Listening", &format!("DHCP on {}", self.lan));
         }
-        self.control.set_field("server", json!(cfg.server.to_string()));
-        self.control.set_field("subnet", json!(cfg.subnet.to_string()));
-        self.control.set_field("pool", json!({"start": cfg.pool_start.to_string(), "end": cfg.pool_end.to_string()}));
-        self.control.set_field("lease_seconds", json!(cfg.lease_time.as_secs()));
-        self.control.set_field("leases_in_use", json!(server.table().in_use()));
-        self.control.set_field("pool_free", json!(server.table().free_count()));
+        c.set_field("server", json!(cfg.server.to_string()));
+        c.set_field("subnet", json!(cfg.subnet.to_string()));
+        c.set_field("pool", json!({"start": cfg.pool_start.to_string(), "end": cfg.pool_end.to_string()}));
+        c.set_field("lease_seconds", json!(cfg.lease_time.as_secs()));
+        c.set_field("leases_in_use", json!(server.table().in_use()));
+        c.set_field("pool_free", json!(server.table().free_count()));
     }
 
     /// [`Shell::refresh`], and the retry timer armed if it left us pending.

@@ -259,19 +259,16 @@ impl Service {
             Ok(Some(bytes)) => match duid::check(&bytes) {
                 Ok(()) => {
                     log_info!("DUID {} from {}", hex(&bytes), path.display());
-                    self.control.set_condition("DuidValid", Some(true), "FromFile", &hex(&bytes));
-                    self.control.set_field("duid", json!(hex(&bytes)));
+                    let mut c = self.control.update();
+                    c.set_condition("DuidValid", Some(true), "FromFile", &hex(&bytes));
+                    c.set_field("duid", json!(hex(&bytes)));
                     Ok(bytes)
                 }
                 Err(e) => {
                     log_error!("{}: {e}; fix or remove it (then SIGUSR1)", path.display());
-                    self.control.set_condition(
-                        "DuidValid",
-                        Some(false),
-                        "DuidFileInvalid",
-                        &format!("{}: {e}", path.display()),
-                    );
-                    self.control.set_phase(Phase::Error);
+                    let mut c = self.control.update();
+                    c.set_condition("DuidValid", Some(false), "DuidFileInvalid", &format!("{}: {e}", path.display()));
+                    c.set_phase(Phase::Error);
                     Err(DUID_RETRY)
                 }
             },
@@ -289,8 +286,9 @@ impl Service {
                     log_error!("cannot store the new DUID: {e}");
                 }
                 log_info!("created DUID-LL {} from {} and stored it in {}", hex(&d), self.uplink_name, path.display());
-                self.control.set_condition("DuidValid", Some(true), "Created", &hex(&d));
-                self.control.set_field("duid", json!(hex(&d)));
+                let mut c = self.control.update();
+                c.set_condition("DuidValid", Some(true), "Created", &hex(&d));
+                c.set_field("duid", json!(hex(&d)));
                 Ok(d)
             }
             Err(e) => {
@@ -490,40 +488,41 @@ impl Service {
         let lease = self.client.as_ref().and_then(Client::lease).or(self.stored.as_ref());
         let now = runtime::clock::now();
         let wall = runtime::clock::wall_now();
-        self.control.set_field("lease", lease.map_or(Value::Null, |l| json!(l.to_perm(now, wall))));
-        if let Some(c) = &self.client {
-            self.control.set_field("state", json!(c.state_name()));
-            let mut metrics = json!(c.counters());
+        let mut c = self.control.update();
+        c.set_field("lease", lease.map_or(Value::Null, |l| json!(l.to_perm(now, wall))));
+        if let Some(client) = &self.client {
+            c.set_field("state", json!(client.state_name()));
+            let mut metrics = json!(client.counters());
             metrics["send_errors"] = json!(self.send_errors);
             metrics["receive_errors"] = json!(self.receive_errors);
-            self.control.set_field("metrics", metrics);
+            c.set_field("metrics", metrics);
         }
-        if self.control.phase() == Phase::Error && self.duid.is_none() {
+        if c.phase() == Phase::Error && self.duid.is_none() {
             return;
         }
         let valid = lease.is_some_and(Lease::has_valid);
-        self.control.set_phase(if valid && !self.releasing { Phase::Bound } else { Phase::Pending });
+        c.set_phase(if valid && !self.releasing { Phase::Bound } else { Phase::Pending });
         match lease {
-            Some(l) if l.has_valid() => self.control.set_condition("LeaseValid", Some(true), "Bound", &summary(l)),
-            Some(l) => self.control.set_condition("LeaseValid", Some(false), "Expired", &summary(l)),
-            None => self.control.set_condition("LeaseValid", Some(false), "NoLease", "no lease yet"),
+            Some(l) if l.has_valid() => c.set_condition("LeaseValid", Some(true), "Bound", &summary(l)),
+            Some(l) => c.set_condition("LeaseValid", Some(false), "Expired", &summary(l)),
+            None => c.set_condition("LeaseValid", Some(false), "NoLease", "no lease yet"),
         }
-        let unavailable = self.client.as_ref().and_then(|c| c.unavailable(IaKind::Prefix));
+        let unavailable = self.client.as_ref().and_then(|client| client.unavailable(IaKind::Prefix));
         match (lease, unavailable) {
             (Some(l), _) if l.has_valid_prefix() => {
-                self.control.set_condition("PrefixDelegated", Some(true), "Delegated", &prefixes_text(l));
+                c.set_condition("PrefixDelegated", Some(true), "Delegated", &prefixes_text(l));
             }
             (_, Some(s)) => {
-                self.control.set_condition("PrefixDelegated", Some(false), &format!("{:?}", s.code), &s.message);
+                c.set_condition("PrefixDelegated", Some(false), &format!("{:?}", s.code), &s.message);
             }
             (Some(l), None) if !l.prefixes.is_empty() => {
-                self.control.set_condition("PrefixDelegated", Some(false), "Expired", &prefixes_text(l));
+                c.set_condition("PrefixDelegated", Some(false), "Expired", &prefixes_text(l));
             }
             (Some(l), None) if l.has_valid() => {
                 // dnsmasq, for one, leaves the IA_PD out of its answers.
-                self.control.set_condition("PrefixDelegated", Some(false), "NotOffered", "the server gave no prefix");
+                c.set_condition("PrefixDelegated", Some(false), "NotOffered", "the server gave no prefix");
             }
-            _ => self.control.set_condition("PrefixDelegated", Some(false), "Pending", "no prefix yet"),
+            _ => c.set_condition("PrefixDelegated", Some(false), "Pending", "no prefix yet"),
         }
     }
 }

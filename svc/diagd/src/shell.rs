@@ -624,18 +624,20 @@ impl Shell {
 
     fn publish(&mut self) {
         let report = Report::of(&self.monitor);
-        self.control.set_phase(match report.verdict {
+        let status = report.status_json();
+        let mut update = self.control.update();
+        update.set_phase(match report.verdict {
             Verdict::Pending => Phase::Pending,
             Verdict::Healthy => Phase::Healthy,
             Verdict::Unhealthy => Phase::Unhealthy,
         });
         for (kind, status, reason, message) in report.conditions() {
-            self.control.set_condition(kind, status, reason, &message);
+            update.set_condition(kind, status, reason, &message);
         }
-        let status = report.status_json();
         for key in ["first_error", "round", "ipv6", "checks"] {
-            self.control.set_field(key, status[key].clone());
+            update.set_field(key, status[key].clone());
         }
+        drop(update);
         let mut p = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         p.report = Some(report);
     }

@@ -277,12 +277,13 @@ impl Dnsd {
             }
         }
         self.listen_errors = errors;
+        let mut c = self.control.update();
         if self.listen_errors.is_empty() {
-            self.control.set_condition("Listening", Some(true), "Listening", &format!("{} addresses", wanted.len()));
+            c.set_condition("Listening", Some(true), "Listening", &format!("{} addresses", wanted.len()));
         } else {
-            self.control.set_condition("Listening", Some(false), "BindFailed", &self.listen_errors.join("; "));
+            c.set_condition("Listening", Some(false), "BindFailed", &self.listen_errors.join("; "));
         }
-        self.control.set_phase(if self.listeners.udp.is_empty() { Phase::Pending } else { Phase::Up });
+        c.set_phase(if self.listeners.udp.is_empty() { Phase::Pending } else { Phase::Up });
     }
 
     /// Publishes status fields, conditions and gauges.
@@ -290,27 +291,28 @@ impl Dnsd {
         let up = self.resolver.any_upstream_up(now);
         let status = self.resolver.upstream_status(now);
         let down: Vec<&str> = status.iter().filter(|s| !s.up).map(|s| s.addr.as_str()).collect();
+        let mut c = self.control.update();
         if status.is_empty() {
-            self.control.set_condition("UpstreamsAvailable", Some(false), "NoUpstreams", "no upstream is known");
+            c.set_condition("UpstreamsAvailable", Some(false), "NoUpstreams", "no upstream is known");
         } else if !up {
-            self.control.set_condition("UpstreamsAvailable", Some(false), "AllDown", "every upstream is down");
+            c.set_condition("UpstreamsAvailable", Some(false), "AllDown", "every upstream is down");
         } else if down.is_empty() {
-            self.control.set_condition("UpstreamsAvailable", Some(true), "AllUp", "every upstream answers");
+            c.set_condition("UpstreamsAvailable", Some(true), "AllUp", "every upstream answers");
         } else {
             let message = format!("down: {}", down.join(", "));
-            self.control.set_condition("UpstreamsAvailable", Some(true), "SomeDown", &message);
+            c.set_condition("UpstreamsAvailable", Some(true), "SomeDown", &message);
         }
-        self.control.set_field("upstreams", json!(status));
+        c.set_field("upstreams", json!(status));
         let cache = self.resolver.cache();
         let limits = cache.limits();
-        self.control.set_field(
+        c.set_field(
             "cache",
             json!({"entries": cache.len(), "bytes": cache.bytes(), "max_entries": limits.max_entries, "max_bytes": limits.max_bytes}),
         );
-        self.control
-            .set_field("listen", json!(self.listeners.udp.iter().map(|l| l.addr.to_string()).collect::<Vec<_>>()));
-        self.control.set_field("local_names", json!(self.local_names));
-        self.control.set_field("pending", json!(self.resolver.pending()));
+        c.set_field("listen", json!(self.listeners.udp.iter().map(|l| l.addr.to_string()).collect::<Vec<_>>()));
+        c.set_field("local_names", json!(self.local_names));
+        c.set_field("pending", json!(self.resolver.pending()));
+        drop(c);
         self.metrics.cache_entries.set(cache.len() as f64);
         self.metrics.cache_bytes.set(cache.bytes() as f64);
         self.metrics.tcp_connections.set(self.clients.len() as f64);

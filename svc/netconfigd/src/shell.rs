@@ -219,13 +219,15 @@ impl Shell {
                 }
                 self.waiting = true;
                 self.retry_timer = Some(cx.add_timer(now + WAIT_POLL, APPLY_TAG));
-                self.control.set_phase(Phase::Pending);
-                self.control.set_condition(
+                let mut c = self.control.update();
+                c.set_phase(Phase::Pending);
+                c.set_condition(
                     "Config",
                     Some(false),
                     "WaitingForInterfaces",
                     &format!("{} does not exist", path.display()),
                 );
+                drop(c);
                 self.refresh_listeners();
                 return;
             }
@@ -233,8 +235,10 @@ impl Shell {
                 // Nothing is touched: the last good configuration stays in the kernel.
                 log_error!("not applying: {e}");
                 self.metrics.config_errors.inc();
-                self.control.set_phase(Phase::Error);
-                self.control.set_condition("Config", Some(false), "InvalidConfig", &e.to_string());
+                let mut c = self.control.update();
+                c.set_phase(Phase::Error);
+                c.set_condition("Config", Some(false), "InvalidConfig", &e.to_string());
+                drop(c);
                 self.control.emit(
                     "netconfigd.config.invalid",
                     json!({"file": e.file.display().to_string(), "location": e.location, "message": e.message}),
@@ -246,7 +250,6 @@ impl Shell {
         for w in &loaded.warnings {
             log_warn!("{w}");
         }
-        self.control.set_condition("Config", Some(true), "Valid", "all inputs read and valid");
         let plan = plan::plan(&Inputs {
             net: &loaded.net,
             forwardings: &loaded.forwardings,
@@ -269,6 +272,10 @@ impl Shell {
             log_info!("{c}");
         }
         let mut errors = Vec::new();
+        // Conditions, fields and phase go out as one update, and before the
+        // event: whoever reads the status on hearing "applied" sees this apply.
+        let mut c = self.control.update();
+        c.set_condition("Config", Some(true), "Valid", "all inputs read and valid");
         for step in Step::ALL {
             let r = report.steps.get(&step).cloned().unwrap_or_default();
             if r.errors.is_empty() {
@@ -277,34 +284,35 @@ impl Shell {
                 } else {
                     ("Applied", format!("{} changes: {}", r.changes.len(), r.changes.join("; ")))
                 };
-                self.control.set_condition(step.name(), Some(true), reason, &message);
+                c.set_condition(step.name(), Some(true), reason, &message);
             } else {
                 for e in &r.errors {
                     log_error!("{}: {e}", step.name());
                 }
-                self.control.set_condition(step.name(), Some(false), "Failed", &r.errors.join("; "));
+                c.set_condition(step.name(), Some(false), "Failed", &r.errors.join("; "));
                 errors.extend(r.errors.iter().map(|e| format!("{}: {e}", step.name())));
             }
         }
-        self.control.set_field("changes", json!(changes));
-        self.control.set_field("warnings", json!(loaded.warnings.iter().chain(&plan.warnings).collect::<Vec<_>>()));
-        self.control.set_field("applies", json!(self.metrics.applies.get()));
-        self.control.set_field("leases", json!({"dhcp4": loaded.dhcp4.is_some(), "dhcp6": loaded.dhcp6.is_some()}));
-        self.control.emit(
-            "netconfigd.applied",
-            json!({"changes": changes.len(), "errors": errors, "seconds": took.as_secs_f64()}),
-        );
+        c.set_field("changes", json!(changes));
+        c.set_field("warnings", json!(loaded.warnings.iter().chain(&plan.warnings).collect::<Vec<_>>()));
+        c.set_field("applies", json!(self.metrics.applies.get()));
+        c.set_field("leases", json!({"dhcp4": loaded.dhcp4.is_some(), "dhcp6": loaded.dhcp6.is_some()}));
         if errors.is_empty() {
             self.backoff = None;
-            self.control.set_phase(Phase::Applied);
+            c.set_phase(Phase::Applied);
         } else {
             let backoff = self.backoff.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
             self.backoff = Some(backoff);
             log_warn!("{} errors; applying again in {backoff:?}", errors.len());
             self.retry_timer = Some(cx.add_timer(now + backoff, APPLY_TAG));
             self.metrics.apply_errors.inc();
-            self.control.set_phase(Phase::Error);
+            c.set_phase(Phase::Error);
         }
+        drop(c);
+        self.control.emit(
+            "netconfigd.applied",
+            json!({"changes": changes.len(), "errors": errors, "seconds": took.as_secs_f64()}),
+        );
         log_info!("applied in {took:?}: {report}");
         runtime::notify::notify_all(&self.args.run, &NOTIFY, Signal::Usr1);
         if self.signal_init {

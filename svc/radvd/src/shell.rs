@@ -411,30 +411,29 @@ impl Service {
             fields.insert("next_unsolicited_at".into(), next);
             fields.insert("last_multicast_at".into(), last);
         }
+        let mut c = self.control.update();
         if let Value::Object(fields) = status {
             for (k, v) in fields {
-                self.control.set_field(&k, v);
+                c.set_field(&k, v);
             }
         }
-        self.control.set_field("interface", json!(self.lan));
-        self.control.set_field("counters", self.metrics.to_json());
+        c.set_field("interface", json!(self.lan));
+        c.set_field("counters", self.metrics.to_json());
         let socket_ok = self.socket.is_some() && self.link.is_some_and(|l| l.link_local.is_some());
         match &self.link_problem {
-            Some((reason, message)) if !socket_ok => {
-                self.control.set_condition("InterfaceReady", Some(false), reason, message)
-            }
-            _ if socket_ok => self.control.set_condition("InterfaceReady", Some(true), "Listening", &self.lan),
-            _ => self.control.set_condition("InterfaceReady", Some(false), "NotReady", &self.lan),
+            Some((reason, message)) if !socket_ok => c.set_condition("InterfaceReady", Some(false), reason, message),
+            _ if socket_ok => c.set_condition("InterfaceReady", Some(true), "Listening", &self.lan),
+            _ => c.set_condition("InterfaceReady", Some(false), "NotReady", &self.lan),
         }
         if has_prefix {
-            self.control.set_condition("PrefixAvailable", Some(true), "Delegated", "");
+            c.set_condition("PrefixAvailable", Some(true), "Delegated", "");
         } else {
-            self.control.set_condition("PrefixAvailable", Some(false), "NoPrefix", "no prefix delegated or configured");
+            c.set_condition("PrefixAvailable", Some(false), "NoPrefix", "no prefix delegated or configured");
         }
         if self.files.problems.is_empty() {
-            self.control.set_condition("InputsValid", Some(true), "Parsed", "");
+            c.set_condition("InputsValid", Some(true), "Parsed", "");
         } else {
-            self.control.set_condition("InputsValid", Some(false), "InvalidFile", &self.files.problems.join("; "));
+            c.set_condition("InputsValid", Some(false), "InvalidFile", &self.files.problems.join("; "));
         }
         let phase = if self.fatal {
             Phase::Error
@@ -443,9 +442,7 @@ impl Service {
         } else {
             Phase::Pending
         };
-        if self.control.phase() != phase {
-            self.control.set_phase(phase);
-        }
+        c.set_phase(phase);
     }
 }
 
